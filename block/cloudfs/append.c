@@ -1,0 +1,434 @@
+/*
+ * cloudfs format core: the write path.  A batch of guest writes becomes one
+ * WRITE record (group commit); the core lays it out and checksums it, the
+ * caller writes it with one vectored write straight from the guest's
+ * buffers, and completions are applied in version order.
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <string.h>
+#include "internal.h"
+
+struct CfsAppend {
+    CfsAppendState state;
+    bool written;               /* the caller's write finished */
+    int ret;
+    uint64_t offset;            /* record offset in the file */
+    uint64_t version;
+    CfsRecord rec;              /* sealed header (buf, lengths, id) */
+    GArray *iov;                /* header block(s), then data slices */
+};
+
+uint64_t cfs_append_offset(const CfsAppend *a)
+{
+    return a->offset;
+}
+
+const struct iovec *cfs_append_iov(const CfsAppend *a, int *iovcnt)
+{
+    *iovcnt = a->iov->len;
+    return (const struct iovec *)a->iov->data;
+}
+
+uint64_t cfs_append_version(const CfsAppend *a)
+{
+    return a->version;
+}
+
+CfsAppendState cfs_append_state(const CfsAppend *a)
+{
+    return a->state;
+}
+
+void cfs_append_free(CfsAppend *a)
+{
+    if (a) {
+        g_assert(a->state != CFS_APPEND_PENDING);
+        cfs_record_clear(&a->rec);
+        g_array_free(a->iov, TRUE);
+        g_free(a);
+    }
+}
+
+unsigned cfs_disk_appends_in_flight(CfsDisk *disk)
+{
+    return g_queue_get_length(&disk->inflight);
+}
+
+bool cfs_disk_check_writable(CfsDisk *disk, GError **errp)
+{
+    if (!disk->writable) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_READ_ONLY,
+                    disk->historical ? "a historical version is read-only"
+                                     : "the disk is open read-only");
+        return false;
+    }
+    if (disk->poisoned) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_IO,
+                    "an earlier write to the log failed; reopen the disk");
+        return false;
+    }
+    return true;
+}
+
+/* Builds the extent list and the data iovec of one batch */
+typedef struct Layout {
+    GArray *extents;            /* CfsWriteExtent */
+    GArray *sums;               /* uint64_t, little-endian */
+    GArray *iov;                /* data slices */
+    uint32_t block_size;
+    uint8_t *bounce;
+} Layout;
+
+static void add_extent(Layout *l, uint64_t guest_offset, uint16_t kind)
+{
+    if (l->extents->len) {
+        CfsWriteExtent *last = &g_array_index(l->extents, CfsWriteExtent,
+                                              l->extents->len - 1);
+        uint64_t end = GUINT64_FROM_LE(last->guest_offset) +
+                       (uint64_t)GUINT32_FROM_LE(last->nblocks) *
+                       l->block_size;
+
+        if (GUINT16_FROM_LE(last->kind) == kind && end == guest_offset &&
+            GUINT32_FROM_LE(last->nblocks) < CFS_EXTENT_MAX_BLOCKS) {
+            last->nblocks = GUINT32_TO_LE(GUINT32_FROM_LE(last->nblocks) + 1);
+            return;
+        }
+    }
+    CfsWriteExtent e = {
+        .guest_offset = GUINT64_TO_LE(guest_offset),
+        .nblocks = GUINT32_TO_LE(1),
+        .kind = GUINT16_TO_LE(kind),
+    };
+    g_array_append_val(l->extents, e);
+}
+
+static void add_zero_range(Layout *l, uint64_t offset, uint64_t length)
+{
+    while (length > 0) {
+        uint64_t n = MIN(length / l->block_size, CFS_EXTENT_MAX_BLOCKS);
+        CfsWriteExtent e = {
+            .guest_offset = GUINT64_TO_LE(offset),
+            .nblocks = GUINT32_TO_LE(n),
+            .kind = GUINT16_TO_LE(CFS_EXTENT_ZERO),
+        };
+
+        g_array_append_val(l->extents, e);
+        offset += n * l->block_size;
+        length -= n * l->block_size;
+    }
+}
+
+static void add_slice(Layout *l, void *base, size_t len)
+{
+    if (l->iov->len) {
+        struct iovec *last = &g_array_index(l->iov, struct iovec,
+                                            l->iov->len - 1);
+
+        if ((uint8_t *)last->iov_base + last->iov_len == base) {
+            last->iov_len += len;
+            return;
+        }
+    }
+    struct iovec v = { .iov_base = base, .iov_len = len };
+    g_array_append_val(l->iov, v);
+}
+
+/*
+ * Walk one write block by block: zero blocks become ZERO extents, the
+ * others DATA extents whose bytes are referenced (not copied) in the iovec
+ * and checksummed.  A block split across iovec elements is gathered into a
+ * bounce block only to be hashed and tested for zeros.
+ */
+static void layout_write(Layout *l, const CfsWrite *w)
+{
+    int vi = 0;
+    size_t vo = 0;
+
+    for (uint64_t done = 0; done < w->length; done += l->block_size) {
+        const uint8_t *block;
+        int first_vi;
+        size_t first_vo;
+
+        while (vo == w->iov[vi].iov_len) {
+            vi++;
+            vo = 0;
+        }
+        first_vi = vi;
+        first_vo = vo;
+        if (w->iov[vi].iov_len - vo >= l->block_size) {
+            block = (const uint8_t *)w->iov[vi].iov_base + vo;
+            vo += l->block_size;
+        } else {
+            size_t got = 0;
+
+            while (got < l->block_size) {
+                size_t n;
+
+                while (vo == w->iov[vi].iov_len) {
+                    vi++;
+                    vo = 0;
+                }
+                n = MIN(l->block_size - got, w->iov[vi].iov_len - vo);
+                memcpy(l->bounce + got, (uint8_t *)w->iov[vi].iov_base + vo,
+                       n);
+                got += n;
+                vo += n;
+            }
+            block = l->bounce;
+        }
+        if (cfs_is_zero(block, l->block_size)) {
+            add_extent(l, w->offset + done, CFS_EXTENT_ZERO);
+            continue;
+        }
+        add_extent(l, w->offset + done, CFS_EXTENT_DATA);
+        uint64_t sum = GUINT64_TO_LE(cfs_block_checksum(block, l->block_size,
+                                                        l->sums->len));
+        g_array_append_val(l->sums, sum);
+        /* reference the block's bytes where they are, piece by piece */
+        for (size_t left = l->block_size; left > 0;) {
+            size_t n = MIN(left, w->iov[first_vi].iov_len - first_vo);
+
+            add_slice(l, (uint8_t *)w->iov[first_vi].iov_base + first_vo, n);
+            left -= n;
+            first_vo += n;
+            if (first_vo == w->iov[first_vi].iov_len) {
+                first_vi++;
+                first_vo = 0;
+            }
+        }
+    }
+}
+
+static bool writes_valid(CfsDisk *disk, const CfsWrite *writes, size_t n,
+                         GError **errp)
+{
+    if (n == 0) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID, "empty batch");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const CfsWrite *w = &writes[i];
+        uint64_t iov_len = 0;
+
+        if (w->length == 0 || w->offset % disk->block_size ||
+            w->length % disk->block_size || w->offset > disk->head.size ||
+            w->length > disk->head.size - w->offset) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                        "write %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
+                        " is not block aligned or not inside the %"
+                        G_GUINT64_FORMAT "-byte disk", w->offset, w->length,
+                        disk->head.size);
+            return false;
+        }
+        for (int k = 0; w->iov && k < w->iovcnt; k++) {
+            iov_len += w->iov[k].iov_len;
+        }
+        if (w->iov && iov_len != w->length) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                        "write buffer holds %" G_GUINT64_FORMAT " bytes, not %"
+                        G_GUINT64_FORMAT, iov_len, w->length);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Seal a record whose body and checksums are given and queue it */
+static CfsAppend *queue_record(CfsDisk *disk, uint16_t type, const void *body,
+                               uint32_t body_len, const void *sums,
+                               uint32_t nsums, GArray *data_iov)
+{
+    CfsAppend *a = g_new0(CfsAppend, 1);
+    uint32_t header_len = sizeof(CfsRecordHeader) + body_len + 8 * nsums;
+    struct iovec head;
+
+    a->rec.header_len = header_len;
+    a->rec.padded_len = cfs_align_up(header_len, disk->block_size);
+    a->rec.payload_len = (uint64_t)nsums * disk->block_size;
+    a->rec.buf = cfs_alloc_aligned(a->rec.padded_len);
+    memcpy(a->rec.buf + sizeof(CfsRecordHeader), body, body_len);
+    memcpy(a->rec.buf + sizeof(CfsRecordHeader) + body_len, sums, 8ull * nsums);
+    a->version = disk->prep_version + 1;
+    cfs_record_seal(&disk->sb, a->rec.buf, type, body_len, nsums, a->version,
+                    disk->prep_version_id, disk->writer_nonce,
+                    disk->durable_version, a->rec.id);
+    a->offset = disk->log_end;
+    a->state = CFS_APPEND_PENDING;
+
+    a->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
+    head = (struct iovec) { a->rec.buf, a->rec.padded_len };
+    g_array_append_val(a->iov, head);
+    if (data_iov) {
+        g_array_append_vals(a->iov, data_iov->data, data_iov->len);
+    }
+
+    disk->prep_version = a->version;
+    memcpy(disk->prep_version_id, a->rec.id, CFS_ID_LEN);
+    disk->log_end += cfs_rec_total(&a->rec);
+    g_queue_push_tail(&disk->inflight, a);
+    return a;
+}
+
+CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
+                              size_t nwrites, GError **errp)
+{
+    Layout l;
+    CfsAppend *a;
+
+    if (!cfs_disk_check_writable(disk, errp) ||
+        !writes_valid(disk, writes, nwrites, errp)) {
+        return NULL;
+    }
+    l = (Layout) {
+        .extents = g_array_new(FALSE, FALSE, sizeof(CfsWriteExtent)),
+        .sums = g_array_new(FALSE, FALSE, sizeof(uint64_t)),
+        .iov = g_array_new(FALSE, FALSE, sizeof(struct iovec)),
+        .block_size = disk->block_size,
+        .bounce = g_malloc(disk->block_size),
+    };
+    for (size_t i = 0; i < nwrites; i++) {
+        if (writes[i].iov) {
+            layout_write(&l, &writes[i]);
+        } else {
+            add_zero_range(&l, writes[i].offset, writes[i].length);
+        }
+    }
+    if (l.extents->len * sizeof(CfsWriteExtent) + l.sums->len * 8ull >
+        CFS_MAX_HEADER_LEN - sizeof(CfsRecordHeader) ||
+        (uint64_t)l.sums->len * disk->block_size > CFS_MAX_CHAIN_PAYLOAD) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                    "batch too large for one record; split it");
+        a = NULL;
+    } else {
+        a = queue_record(disk, CFS_REC_WRITE, l.extents->data,
+                         l.extents->len * sizeof(CfsWriteExtent),
+                         l.sums->data, l.sums->len, l.iov);
+    }
+    g_array_free(l.extents, TRUE);
+    g_array_free(l.sums, TRUE);
+    g_array_free(l.iov, TRUE);
+    g_free(l.bounce);
+    return a;
+}
+
+/* Apply every leading append whose write finished, in version order */
+static void apply_ready(CfsDisk *disk)
+{
+    CfsAppend *a;
+
+    while ((a = g_queue_peek_head(&disk->inflight)) && a->written) {
+        g_autoptr(GError) err = NULL;
+
+        g_queue_pop_head(&disk->inflight);
+        if (disk->poisoned || a->ret < 0 ||
+            !cfs_state_apply(disk, &disk->head, &a->rec, a->offset, &err)) {
+            /* records after this one chain to it: they are lost too */
+            disk->poisoned = true;
+            a->state = CFS_APPEND_FAILED;
+            continue;
+        }
+        disk->valid_end = a->offset + cfs_rec_total(&a->rec);
+        a->state = CFS_APPEND_APPLIED;
+    }
+    if (disk->poisoned) {
+        /* fail the rest now: their successors will never be applied */
+        while ((a = g_queue_pop_head(&disk->inflight))) {
+            a->state = CFS_APPEND_FAILED;
+        }
+    }
+}
+
+CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret)
+{
+    a->written = true;
+    a->ret = ret;
+    if (ret < 0) {
+        disk->poisoned = true;
+    }
+    apply_ready(disk);
+    return a->state;
+}
+
+static bool append_sync(CfsDisk *disk, CfsAppend *a, GError **errp)
+{
+    int iovcnt;
+    const struct iovec *iov = cfs_append_iov(a, &iovcnt);
+    int ret = disk->io.pwritev(disk->io.opaque, iov, iovcnt, a->offset);
+    CfsAppendState state = cfs_append_complete(disk, a, ret);
+
+    cfs_append_free(a);
+    if (state != CFS_APPEND_APPLIED) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_IO, "writing to the log failed: %s",
+                    ret < 0 ? g_strerror(-ret) : "an earlier write failed");
+        return false;
+    }
+    return true;
+}
+
+bool cfs_disk_pwrite(CfsDisk *disk, const void *buf, uint64_t length,
+                     uint64_t offset, GError **errp)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = length };
+    CfsWrite w = { .offset = offset, .length = length, .iov = &iov,
+                   .iovcnt = 1 };
+    CfsAppend *a;
+
+    g_assert(g_queue_is_empty(&disk->inflight));
+    a = cfs_append_prepare(disk, &w, 1, errp);
+    return a && append_sync(disk, a, errp);
+}
+
+bool cfs_disk_write_zeroes(CfsDisk *disk, uint64_t offset, uint64_t length,
+                           GError **errp)
+{
+    CfsWrite w = { .offset = offset, .length = length };
+    CfsAppend *a;
+
+    g_assert(g_queue_is_empty(&disk->inflight));
+    a = cfs_append_prepare(disk, &w, 1, errp);
+    return a && append_sync(disk, a, errp);
+}
+
+bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,
+                     uint32_t body_len, GError **errp)
+{
+    CfsAppend *a;
+
+    if (!cfs_disk_check_writable(disk, errp)) {
+        return false;
+    }
+    g_assert(g_queue_is_empty(&disk->inflight));
+    a = queue_record(disk, type, body, body_len, NULL, 0, NULL);
+    return append_sync(disk, a, errp);
+}
+
+bool cfs_append_raw(CfsDisk *disk, const CfsRecord *r,
+                    const struct iovec *payload, int iovcnt, GError **errp)
+{
+    CfsAppend *a;
+    struct iovec head;
+
+    if (!cfs_disk_check_writable(disk, errp)) {
+        return false;
+    }
+    g_assert(g_queue_is_empty(&disk->inflight));
+    a = g_new0(CfsAppend, 1);
+    a->rec = *r;
+    a->rec.buf = cfs_alloc_aligned(r->padded_len);
+    memcpy(a->rec.buf, r->buf, r->padded_len);
+    a->version = GUINT64_FROM_LE(cfs_rec_hdr(r)->version);
+    a->offset = disk->log_end;
+    a->state = CFS_APPEND_PENDING;
+    a->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
+    head = (struct iovec) { a->rec.buf, a->rec.padded_len };
+    g_array_append_val(a->iov, head);
+    g_array_append_vals(a->iov, payload, iovcnt);
+    disk->prep_version = a->version;
+    memcpy(disk->prep_version_id, a->rec.id, CFS_ID_LEN);
+    disk->log_end += cfs_rec_total(&a->rec);
+    g_queue_push_tail(&disk->inflight, a);
+    return append_sync(disk, a, errp);
+}

@@ -1,0 +1,339 @@
+/*
+ * cloudfs format core: check and repair.  Walks the whole log from its
+ * start without trusting checkpoints, verifies every record and payload
+ * block, compares each checkpoint with the replayed state, and accounts
+ * for space.
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <string.h>
+#include "internal.h"
+
+static void note(CfsCheckResult *res, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void note(CfsCheckResult *res, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_ptr_array_add(res->messages, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
+
+static bool tags_equal(GHashTable *a, GHashTable *b)
+{
+    GHashTableIter it;
+    gpointer value;
+
+    if (g_hash_table_size(a) != g_hash_table_size(b)) {
+        return false;
+    }
+    g_hash_table_iter_init(&it, a);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        const CfsTag *x = value;
+        const CfsTag *y = g_hash_table_lookup(b, x->name);
+
+        if (!y || x->version != y->version ||
+            memcmp(x->version_id, y->version_id, CFS_ID_LEN)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void compare_checkpoint(CfsDisk *disk, uint64_t offset,
+                               const CfsState *st, CfsCheckResult *res)
+{
+    g_autoptr(GError) err = NULL;
+    CfsState ck;
+    uint64_t prev, end;
+
+    if (!cfs_checkpoint_load(disk, offset, &ck, &prev, &end, &err)) {
+        res->corruptions++;
+        note(res, "checkpoint at offset %" G_GUINT64_FORMAT ": %s", offset,
+             err->message);
+        return;
+    }
+    if (ck.size != st->size || !cfs_index_equal(ck.index, st->index) ||
+        !tags_equal(ck.tags, st->tags)) {
+        res->corruptions++;
+        note(res, "checkpoint at offset %" G_GUINT64_FORMAT " does not match "
+             "the state replayed from the log at version %" G_GUINT64_FORMAT,
+             offset, st->version);
+    }
+    cfs_state_clear(&ck);
+}
+
+/* Count block-aligned valid record headers after the end of the log: a
+ * crash leaves at most a few, corruption of a header can leave many */
+static uint64_t count_orphans(CfsDisk *disk, uint64_t from, uint64_t size)
+{
+    uint64_t n = 0;
+
+    for (uint64_t at = from + disk->block_size; at < size;
+         at += disk->block_size) {
+        CfsRecord r;
+
+        if (cfs_record_read(&disk->io, &disk->sb, at, size, &r, NULL)) {
+            n++;
+            at += cfs_rec_total(&r) - disk->block_size;
+            cfs_record_clear(&r);
+        }
+    }
+    return n;
+}
+
+typedef struct Range {
+    uint64_t start, end;
+} Range;
+
+typedef struct RangeCtx {
+    GArray *ranges;
+    uint32_t block_size;
+} RangeCtx;
+
+static bool add_range(const CfsExtent *e, void *opaque)
+{
+    RangeCtx *ctx = opaque;
+
+    if (e->kind == CFS_EXTENT_DATA) {
+        Range r = { e->log_offset,
+                    e->log_offset + (uint64_t)e->nblocks * ctx->block_size };
+
+        g_array_append_val(ctx->ranges, r);
+    }
+    return true;
+}
+
+static gint range_cmp(gconstpointer a, gconstpointer b)
+{
+    const Range *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Bytes of log that the head or any tagged version maps */
+static bool live_bytes(CfsDisk *disk, CfsCheckResult *res, GError **errp)
+{
+    RangeCtx ctx = { g_array_new(FALSE, FALSE, sizeof(Range)),
+                     disk->block_size };
+    g_autoptr(GPtrArray) tags = cfs_state_sorted_tags(&disk->head);
+    uint64_t total = 0, end = 0;
+
+    cfs_index_foreach(disk->head.index, add_range, &ctx);
+    for (guint i = 0; i < tags->len; i++) {
+        const CfsTag *t = tags->pdata[i];
+        CfsState st;
+
+        g_autoptr(GError) err = NULL;
+
+        if (!cfs_build_state(disk, t->version, &st, &err)) {
+            if (err->code == CFS_ERROR_IO) {
+                g_propagate_error(errp, g_steal_pointer(&err));
+                g_array_free(ctx.ranges, TRUE);
+                return false;
+            }
+            res->corruptions++;
+            note(res, "snapshot '%s' (version %" G_GUINT64_FORMAT ") cannot "
+                 "be rebuilt: %s", t->name, t->version, err->message);
+            continue;
+        }
+        cfs_index_foreach(st.index, add_range, &ctx);
+        cfs_state_clear(&st);
+    }
+    g_array_sort(ctx.ranges, range_cmp);
+    for (guint i = 0; i < ctx.ranges->len; i++) {
+        Range r = g_array_index(ctx.ranges, Range, i);
+
+        if (r.start < end) {
+            r.start = end;
+        }
+        if (r.end > r.start) {
+            total += r.end - r.start;
+            end = r.end;
+        }
+    }
+    g_array_free(ctx.ranges, TRUE);
+    res->live_bytes = total;
+    return true;
+}
+
+static void check_slots(CfsDisk *disk, CfsCheckResult *res, bool bad[2])
+{
+    uint8_t *buf = cfs_alloc_aligned(2 * CFS_META_BLOCK);
+
+    bad[0] = bad[1] = false;
+    if (!cfs_io_pread(&disk->io, buf, 2 * CFS_META_BLOCK, CFS_SLOT0_OFFSET,
+                      NULL)) {
+        cfs_free_aligned(buf);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        const uint8_t *raw = buf + i * CFS_META_BLOCK;
+        CfsSlot slot;
+        CfsState st;
+        uint64_t prev, end, offset;
+
+        if (!cfs_slot_parse(raw, &slot)) {
+            if (!cfs_is_zero(raw, sizeof(CfsSlot))) {
+                bad[i] = true;
+                note(res, "checkpoint slot %d is corrupt", i);
+            }
+            continue;
+        }
+        offset = GUINT64_FROM_LE(slot.checkpoint_offset);
+        if (offset >= res->log_end ||
+            !cfs_checkpoint_load(disk, offset, &st, &prev, &end, NULL)) {
+            bad[i] = true;
+            note(res, "checkpoint slot %d points at offset %" G_GUINT64_FORMAT
+                 ", which holds no valid checkpoint", i, offset);
+            continue;
+        }
+        cfs_state_clear(&st);
+    }
+    cfs_free_aligned(buf);
+}
+
+static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
+                     GError **errp)
+{
+    uint64_t offset = GUINT64_FROM_LE(disk->sb.log_start);
+    CfsState st;
+    bool ok = true;
+
+    cfs_state_init_base(&st, &disk->sb);
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        CfsRecord r;
+        uint16_t type;
+
+        if (!cfs_record_read(&disk->io, &disk->sb, offset, file_size, &r,
+                             &err)) {
+            if (err->code == CFS_ERROR_IO) {
+                g_propagate_error(errp, g_steal_pointer(&err));
+                ok = false;
+            }
+            break;
+        }
+        type = GUINT16_FROM_LE(cfs_rec_hdr(&r)->type);
+        if (!cfs_record_verify_payload(&disk->io, &r, disk->block_size,
+                                       offset, &err)) {
+            if (cfs_successor_vouches(disk, &r, offset + cfs_rec_total(&r),
+                                      file_size)) {
+                res->corruptions++;
+                note(res, "record at offset %" G_GUINT64_FORMAT " (version %"
+                     G_GUINT64_FORMAT "): %s", offset,
+                     GUINT64_FROM_LE(cfs_rec_hdr(&r)->version), err->message);
+            } else {
+                cfs_record_clear(&r);
+                break;      /* a torn last append */
+            }
+        } else if (type == CFS_REC_CHECKPOINT) {
+            compare_checkpoint(disk, offset, &st, res);
+        }
+        if (!cfs_state_apply(disk, &st, &r, offset, &err)) {
+            note(res, "log ends at offset %" G_GUINT64_FORMAT ": %s", offset,
+                 err->message);
+            cfs_record_clear(&r);
+            break;
+        }
+        if (type == CFS_REC_WRITE) {
+            res->data_bytes += r.payload_len;
+        }
+        res->records++;
+        offset += cfs_rec_total(&r);
+        cfs_record_clear(&r);
+    }
+    res->log_end = offset;
+    res->versions = st.version;
+    if (ok && st.version != disk->head.version) {
+        res->corruptions++;
+        note(res, "opening the image reaches version %" G_GUINT64_FORMAT
+             " but the log replays to version %" G_GUINT64_FORMAT,
+             disk->head.version, st.version);
+    }
+    cfs_state_clear(&st);
+    return ok;
+}
+
+bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
+               GError **errp)
+{
+    CfsDisk *disk;
+    int64_t file_size;
+    bool bad_slot[2];
+
+    memset(res, 0, sizeof(*res));
+    res->messages = g_ptr_array_new_with_free_func(g_free);
+    disk = cfs_disk_open(io, CFS_OPEN_FOR_CHECK, CFS_VERSION_HEAD, errp);
+    if (!disk) {
+        return false;
+    }
+    file_size = io->size(io->opaque);
+    res->file_size = file_size;
+    if (!walk_log(disk, file_size, res, errp) ||
+        !live_bytes(disk, res, errp)) {
+        cfs_disk_free(disk);
+        return false;
+    }
+    res->leaked_bytes = res->data_bytes > res->live_bytes ?
+                        res->data_bytes - res->live_bytes : 0;
+    res->torn_bytes = res->file_size - res->log_end;
+    if (res->torn_bytes) {
+        uint64_t orphans = count_orphans(disk, res->log_end, file_size);
+
+        note(res, "log ends at offset %" G_GUINT64_FORMAT "; %" G_GUINT64_FORMAT
+             " bytes after it are not part of it (a torn write)",
+             res->log_end, res->torn_bytes);
+        if (orphans) {
+            note(res, "%" G_GUINT64_FORMAT " valid record headers follow the "
+                 "end of the log: history after it may have been cut by "
+                 "corruption", orphans);
+        }
+    }
+    check_slots(disk, res, bad_slot);
+    res->corruptions += bad_slot[0] + bad_slot[1];
+
+    if (repair && (res->torn_bytes || bad_slot[0] || bad_slot[1])) {
+        int ret = 0;
+
+        for (int i = 0; i < 2; i++) {
+            if (bad_slot[i] && !cfs_slot_clear(io, i, errp)) {
+                cfs_disk_free(disk);
+                return false;
+            }
+        }
+        if (res->torn_bytes) {
+            ret = io->truncate(io->opaque, res->log_end);
+        }
+        if (ret < 0) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_IO,
+                        "cannot cut the torn tail: %s", g_strerror(-ret));
+            cfs_disk_free(disk);
+            return false;
+        }
+        if (!cfs_io_flush(io, errp)) {
+            cfs_disk_free(disk);
+            return false;
+        }
+        res->repaired = true;
+        if (res->torn_bytes) {
+            note(res, "repaired: cut %" G_GUINT64_FORMAT " bytes after the "
+                 "end of the log", res->torn_bytes);
+        }
+        if (bad_slot[0] || bad_slot[1]) {
+            note(res, "repaired: cleared bad checkpoint slots");
+            res->corruptions -= bad_slot[0] + bad_slot[1];
+        }
+    }
+    cfs_disk_free(disk);
+    return true;
+}
+
+void cfs_check_result_clear(CfsCheckResult *res)
+{
+    if (res->messages) {
+        g_ptr_array_free(res->messages, TRUE);
+    }
+    memset(res, 0, sizeof(*res));
+}

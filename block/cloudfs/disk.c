@@ -1,0 +1,427 @@
+/*
+ * cloudfs format core: opening (checkpoint + replay), closing, and the
+ * read side (map, verify, and a plain pread for ordinary processes).
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+static void record_free(gpointer p)
+{
+    CfsRecord *r = p;
+
+    cfs_record_clear(r);
+    g_free(r);
+}
+
+static CfsDisk *disk_new(const CfsIO *io)
+{
+    CfsDisk *disk = g_new0(CfsDisk, 1);
+
+    disk->io = *io;
+    disk->slot_newest = -1;
+    g_queue_init(&disk->inflight);
+    disk->header_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                               g_free, record_free);
+    return disk;
+}
+
+void cfs_disk_free(CfsDisk *disk)
+{
+    if (!disk) {
+        return;
+    }
+    g_assert(g_queue_is_empty(&disk->inflight));
+    cfs_state_clear(&disk->head);
+    g_hash_table_destroy(disk->header_cache);
+    if (disk->version_ids) {
+        g_array_free(disk->version_ids, TRUE);
+    }
+    g_free(disk);
+}
+
+/*
+ * Pick the newest slot whose checkpoint loads, load it into disk->head and
+ * return where replay continues.  A bad slot or a bad checkpoint falls back
+ * to the other slot, then to replaying the whole log.
+ */
+static bool load_newest_checkpoint(CfsDisk *disk, uint64_t *replay_from,
+                                   GError **errp)
+{
+    uint8_t *buf = cfs_alloc_aligned(2 * CFS_META_BLOCK);
+    CfsSlot slots[2];
+    bool valid[2];
+    int order[2];
+
+    if (!cfs_io_pread(&disk->io, buf, 2 * CFS_META_BLOCK, CFS_SLOT0_OFFSET,
+                      errp)) {
+        cfs_free_aligned(buf);
+        return false;
+    }
+    valid[0] = cfs_slot_parse(buf, &slots[0]);
+    valid[1] = cfs_slot_parse(buf + CFS_META_BLOCK, &slots[1]);
+    cfs_free_aligned(buf);
+    for (int i = 0; i < 2; i++) {
+        if (valid[i] && GUINT64_FROM_LE(slots[i].sequence) >
+            disk->slot_sequence) {
+            disk->slot_sequence = GUINT64_FROM_LE(slots[i].sequence);
+        }
+    }
+    order[0] = valid[1] && (!valid[0] || GUINT64_FROM_LE(slots[1].sequence) >
+                            GUINT64_FROM_LE(slots[0].sequence));
+    order[1] = !order[0];
+
+    for (int k = 0; k < 2; k++) {
+        int i = order[k];
+        uint64_t offset = GUINT64_FROM_LE(slots[i].checkpoint_offset);
+        uint64_t prev, end;
+        CfsState st;
+
+        if (!valid[i] || offset < GUINT64_FROM_LE(disk->sb.log_start)) {
+            continue;
+        }
+        if (!cfs_checkpoint_load(disk, offset, &st, &prev, &end, NULL)) {
+            continue;
+        }
+        if (st.version != GUINT64_FROM_LE(slots[i].checkpoint_version) ||
+            memcmp(st.version_id, slots[i].checkpoint_version_id,
+                   CFS_ID_LEN)) {
+            cfs_state_clear(&st);
+            continue;
+        }
+        cfs_state_clear(&disk->head);
+        disk->head = st;
+        disk->ckpt_offset = offset;
+        disk->ckpt_version = st.version;
+        disk->ckpt_log_end = end;
+        disk->slot_newest = i;
+        *replay_from = end;
+        return true;
+    }
+    *replay_from = GUINT64_FROM_LE(disk->sb.log_start);
+    disk->ckpt_log_end = *replay_from;
+    return true;
+}
+
+/*
+ * After a crash the bytes past the log are torn or unflushed appends.  A
+ * valid record there whose writer had already flushed a version past our
+ * head means the log was cut by corruption, not by a crash: refuse to
+ * open rather than silently lose flushed history.
+ */
+static bool check_tail(CfsDisk *disk, GError **errp)
+{
+    int64_t size = disk->io.size(disk->io.opaque);
+
+    for (uint64_t at = disk->valid_end + disk->block_size;
+         size > 0 && at < (uint64_t)size; at += disk->block_size) {
+        CfsRecord r;
+        uint64_t durable;
+
+        if (!cfs_record_read(&disk->io, &disk->sb, at, size, &r, NULL)) {
+            continue;
+        }
+        durable = GUINT64_FROM_LE(cfs_rec_hdr(&r)->durable_version);
+        at += cfs_rec_total(&r) - disk->block_size;
+        cfs_record_clear(&r);
+        if (durable > disk->head.version) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                        "the log is damaged at offset %" G_GUINT64_FORMAT
+                        ": flushed versions up to %" G_GUINT64_FORMAT
+                        " lie beyond it; run 'cloudfs check'",
+                        disk->valid_end, durable);
+            return false;
+        }
+    }
+    return true;
+}
+
+CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
+                       GError **errp)
+{
+    CfsDisk *disk = disk_new(io);
+    uint64_t replay_from;
+
+    if (!cfs_superblock_read(io, &disk->sb, errp)) {
+        goto fail;
+    }
+    disk->block_size = GUINT32_FROM_LE(disk->sb.block_size);
+    cfs_state_init_base(&disk->head, &disk->sb);
+    if (!load_newest_checkpoint(disk, &replay_from, errp) ||
+        !cfs_replay(disk, replay_from, errp)) {
+        goto fail;
+    }
+    disk->log_end = disk->valid_end;
+    disk->durable_version = disk->head.version;
+    if (!(flags & CFS_OPEN_FOR_CHECK) && !check_tail(disk, errp)) {
+        goto fail;
+    }
+    disk->prep_version = disk->head.version;
+    memcpy(disk->prep_version_id, disk->head.version_id, CFS_ID_LEN);
+
+    if (version != CFS_VERSION_HEAD && version != disk->head.version) {
+        CfsState old;
+
+        if (version > disk->head.version) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_NOT_FOUND,
+                        "version %" G_GUINT64_FORMAT " does not exist "
+                        "(the disk is at version %" G_GUINT64_FORMAT ")",
+                        version, disk->head.version);
+            goto fail;
+        }
+        if (!cfs_build_state(disk, version, &old, errp)) {
+            goto fail;
+        }
+        cfs_state_clear(&disk->head);
+        disk->head = old;
+        disk->historical = true;
+    } else if (version == disk->head.version) {
+        disk->historical = false;
+    }
+    if (flags & CFS_OPEN_RDWR) {
+        if (disk->historical) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_READ_ONLY,
+                        "version %" G_GUINT64_FORMAT " is a historical "
+                        "version and can only be opened read-only", version);
+            goto fail;
+        }
+        disk->writable = true;
+        cfs_random_bytes(&disk->writer_nonce, sizeof(disk->writer_nonce));
+    }
+    return disk;
+
+fail:
+    cfs_disk_free(disk);
+    return NULL;
+}
+
+bool cfs_disk_resolve_version(CfsDisk *disk, const char *spec,
+                              uint64_t *version, GError **errp)
+{
+    const CfsTag *tag = g_hash_table_lookup(disk->head.tags, spec);
+    guint64 number;
+
+    if (tag) {
+        *version = tag->version;
+        return true;
+    }
+    if (g_ascii_string_to_unsigned(spec, 10, 0, G_MAXUINT64, &number, NULL)) {
+        if (number > disk->head.version) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_NOT_FOUND,
+                        "version %s does not exist (the disk is at version "
+                        "%" G_GUINT64_FORMAT ")", spec, disk->head.version);
+            return false;
+        }
+        *version = number;
+        return true;
+    }
+    g_set_error(errp, CFS_ERROR, CFS_ERROR_NOT_FOUND,
+                "no snapshot named '%s'", spec);
+    return false;
+}
+
+bool cfs_disk_close(CfsDisk *disk, GError **errp)
+{
+    bool ok = true;
+
+    /* Checkpoint at close so the next open replays nothing */
+    if (disk->writable && !disk->poisoned &&
+        disk->log_end > disk->ckpt_log_end &&
+        g_queue_is_empty(&disk->inflight)) {
+        ok = cfs_disk_checkpoint(disk, errp);
+    }
+    cfs_disk_free(disk);
+    return ok;
+}
+
+const CfsSuperblock *cfs_disk_superblock(CfsDisk *disk)
+{
+    return &disk->sb;
+}
+
+const uint8_t *cfs_disk_id(CfsDisk *disk)
+{
+    return disk->sb.disk_id;
+}
+
+uint32_t cfs_disk_block_size(CfsDisk *disk)
+{
+    return disk->block_size;
+}
+
+uint64_t cfs_disk_size(CfsDisk *disk)
+{
+    return disk->head.size;
+}
+
+uint64_t cfs_disk_version(CfsDisk *disk)
+{
+    return disk->head.version;
+}
+
+const uint8_t *cfs_disk_version_id(CfsDisk *disk)
+{
+    return disk->head.version_id;
+}
+
+bool cfs_disk_read_only(CfsDisk *disk)
+{
+    return !disk->writable;
+}
+
+bool cfs_disk_has_parent(CfsDisk *disk)
+{
+    return GUINT64_FROM_LE(disk->sb.incompat_features) & CFS_INCOMPAT_PARENT;
+}
+
+uint64_t cfs_disk_log_end(CfsDisk *disk)
+{
+    return disk->log_end;
+}
+
+uint64_t cfs_disk_live_bytes(CfsDisk *disk)
+{
+    return cfs_index_data_bytes(disk->head.index);
+}
+
+uint64_t cfs_disk_extent_count(CfsDisk *disk)
+{
+    return cfs_index_count(disk->head.index);
+}
+
+GPtrArray *cfs_disk_tags(CfsDisk *disk)
+{
+    GPtrArray *tags = cfs_state_sorted_tags(&disk->head);
+
+    g_ptr_array_set_free_func(tags, NULL);
+    return tags;
+}
+
+const CfsTag *cfs_disk_find_tag(CfsDisk *disk, const char *name)
+{
+    return g_hash_table_lookup(disk->head.tags, name);
+}
+
+static bool range_ok(CfsDisk *disk, uint64_t offset, uint64_t length,
+                     GError **errp)
+{
+    if (offset % disk->block_size || length % disk->block_size ||
+        offset > disk->head.size || length > disk->head.size - offset) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                    "range %" G_GUINT64_FORMAT "+%" G_GUINT64_FORMAT
+                    " is not block aligned or not inside the %"
+                    G_GUINT64_FORMAT "-byte disk", offset, length,
+                    disk->head.size);
+        return false;
+    }
+    return true;
+}
+
+bool cfs_disk_map(CfsDisk *disk, uint64_t offset, uint64_t length,
+                  CfsMapping *out, GError **errp)
+{
+    if (!range_ok(disk, offset, length, errp) || length == 0) {
+        if (length == 0) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID, "empty range");
+        }
+        return false;
+    }
+    cfs_index_lookup(disk->head.index, offset, length, out);
+    return true;
+}
+
+bool cfs_disk_verify(CfsDisk *disk, const CfsMapping *m, uint64_t skip,
+                     const struct iovec *iov, int iovcnt, uint64_t length,
+                     GError **errp)
+{
+    const CfsRecord *r = cfs_header_cached(disk, m->record_offset, errp);
+    uint64_t at = m->log_offset + skip;
+    uint64_t payload_start;
+
+    if (!r) {
+        return false;
+    }
+    payload_start = m->record_offset + r->padded_len;
+    if (at < payload_start || at + length > payload_start + r->payload_len ||
+        (at - payload_start) % disk->block_size) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                    "index points outside the payload of the record at %"
+                    G_GUINT64_FORMAT, m->record_offset);
+        return false;
+    }
+    return cfs_record_verify_blocks(r, disk->block_size,
+                                    (at - payload_start) / disk->block_size,
+                                    iov, iovcnt, length, at, errp);
+}
+
+void cfs_disk_set_parent(CfsDisk *disk, CfsDisk *parent)
+{
+    disk->parent = parent;
+}
+
+bool cfs_disk_pread(CfsDisk *disk, void *buf, uint64_t length,
+                    uint64_t offset, GError **errp)
+{
+    uint8_t *out = buf;
+
+    if (!range_ok(disk, offset, length, errp)) {
+        return false;
+    }
+    while (length > 0) {
+        CfsMapping m;
+
+        cfs_index_lookup(disk->head.index, offset, length, &m);
+        switch (m.kind) {
+        case CFS_MAP_UNALLOCATED:
+            if (disk->parent && offset < cfs_disk_size(disk->parent)) {
+                uint64_t n = MIN(m.length,
+                                 cfs_disk_size(disk->parent) - offset);
+
+                if (!cfs_disk_pread(disk->parent, out, n, offset, errp)) {
+                    return false;
+                }
+                memset(out + n, 0, m.length - n);
+                break;
+            }
+            /* no parent means zeros */
+            /* fall through */
+        case CFS_MAP_ZERO:
+            memset(out, 0, m.length);
+            break;
+        case CFS_MAP_DATA: {
+            struct iovec iov = { .iov_base = out, .iov_len = m.length };
+
+            if (!cfs_io_pread(&disk->io, out, m.length, m.log_offset, errp) ||
+                !cfs_disk_verify(disk, &m, 0, &iov, 1, m.length, errp)) {
+                return false;
+            }
+            break;
+        }
+        }
+        out += m.length;
+        offset += m.length;
+        length -= m.length;
+    }
+    return true;
+}
+
+bool cfs_disk_flush(CfsDisk *disk, GError **errp)
+{
+    if (!disk->writable) {
+        return true;
+    }
+    g_assert(g_queue_is_empty(&disk->inflight));
+    if (disk->log_end - disk->ckpt_log_end > CFS_CHECKPOINT_INTERVAL) {
+        /* the checkpoint flushes the data before it as well */
+        return cfs_disk_checkpoint(disk, errp);
+    }
+    if (!cfs_io_flush(&disk->io, errp)) {
+        return false;
+    }
+    disk->durable_version = disk->head.version;
+    return true;
+}

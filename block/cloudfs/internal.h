@@ -1,0 +1,240 @@
+/*
+ * cloudfs format core: definitions shared by the core's own files only.
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef CLOUDFS_INTERNAL_H
+#define CLOUDFS_INTERNAL_H
+
+#include "cloudfs.h"
+
+/* cfs_disk_open() flag for check: open even when the tail looks damaged */
+#define CFS_OPEN_FOR_CHECK      (1u << 31)
+
+/* A checkpoint is written at flush when the log grew this much since */
+#define CFS_CHECKPOINT_INTERVAL (64ull << 20)
+/* Largest extent the index holds in one entry, in blocks */
+#define CFS_EXTENT_MAX_BLOCKS   (1u << 30)
+
+/* ---- util.c ---------------------------------------------------------- */
+static inline uint64_t cfs_align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+bool cfs_is_zero(const void *buf, size_t len);
+uint64_t cfs_now_ns(void);
+void cfs_random_bytes(void *buf, size_t len);
+void *cfs_alloc_aligned(size_t len);  /* zeroed, 4 KiB aligned */
+void cfs_free_aligned(void *p);
+bool cfs_io_pread(const CfsIO *io, void *buf, size_t len, uint64_t offset,
+                  GError **errp);
+bool cfs_io_pwrite(const CfsIO *io, const void *buf, size_t len,
+                   uint64_t offset, GError **errp);
+bool cfs_io_pwritev_all(const CfsIO *io, const struct iovec *iov,
+                        int iovcnt, uint64_t offset, GError **errp);
+bool cfs_io_flush(const CfsIO *io, GError **errp);
+bool cfs_tag_name_valid(const char *name, GError **errp);
+
+/* ---- superblock.c ------------------------------------------------------ */
+void cfs_superblock_seal(CfsSuperblock *sb);
+bool cfs_superblock_read(const CfsIO *io, CfsSuperblock *sb, GError **errp);
+bool cfs_superblock_validate(const CfsSuperblock *sb, uint64_t file_size,
+                             GError **errp);
+bool cfs_superblock_write(const CfsIO *io, const CfsSuperblock *sb,
+                          GError **errp);
+/* Returns false for an empty or invalid slot (no error: it is optional) */
+bool cfs_slot_parse(const void *buf, CfsSlot *slot);
+bool cfs_slot_write(const CfsIO *io, int which, const CfsSlot *slot,
+                    GError **errp);
+bool cfs_slot_clear(const CfsIO *io, int which, GError **errp);
+
+/* ---- record.c ---------------------------------------------------------- */
+/* A record header read from the log or a delta, checked for shape */
+typedef struct CfsRecord {
+    uint8_t *buf;               /* aligned, padded_len bytes */
+    uint32_t header_len;
+    uint32_t padded_len;        /* align_up(header_len, block_size) */
+    uint64_t payload_len;
+    uint8_t id[CFS_ID_LEN];     /* SHA-256 of header[16..header_len) */
+} CfsRecord;
+
+static inline const CfsRecordHeader *cfs_rec_hdr(const CfsRecord *r)
+{
+    return (const CfsRecordHeader *)r->buf;
+}
+static inline const uint8_t *cfs_rec_body(const CfsRecord *r)
+{
+    return r->buf + sizeof(CfsRecordHeader);
+}
+static inline uint64_t cfs_rec_checksum(const CfsRecord *r, uint32_t i)
+{
+    uint64_t v;
+    memcpy(&v, cfs_rec_body(r) + cfs_rec_hdr(r)->body_len + 8ull * i, 8);
+    return GUINT64_FROM_LE(v);
+}
+static inline uint64_t cfs_rec_total(const CfsRecord *r)
+{
+    return r->padded_len + r->payload_len;
+}
+static inline bool cfs_rec_is_chain(const CfsRecord *r)
+{
+    return GUINT16_FROM_LE(cfs_rec_hdr(r)->type) != CFS_REC_CHECKPOINT;
+}
+
+void cfs_record_clear(CfsRecord *r);
+/*
+ * Validate what can be validated from the header alone: magic, MAC, type,
+ * lengths, body shape.  Computes r->id.  first is at least the fixed
+ * header; more() fetches the rest of the header when header_len is larger.
+ */
+typedef bool (*CfsFetchFn)(void *dst, size_t len, uint64_t at, void *opaque,
+                           GError **errp);
+bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
+                     void *opaque, uint64_t at, uint64_t limit,
+                     CfsRecord *r, GError **errp);
+/* Read a record header from the image file at offset */
+bool cfs_record_read(const CfsIO *io, const CfsSuperblock *sb,
+                     uint64_t offset, uint64_t file_size, CfsRecord *r,
+                     GError **errp);
+/* Verify payload blocks [first, first+n) held in iov against r */
+bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
+                              uint32_t first, const struct iovec *iov,
+                              int iovcnt, uint64_t length, uint64_t where,
+                              GError **errp);
+/* Read and verify the whole payload of a record at offset */
+bool cfs_record_verify_payload(const CfsIO *io, const CfsRecord *r,
+                               uint32_t block_size, uint64_t offset,
+                               GError **errp);
+uint64_t cfs_block_checksum(const void *block, uint32_t block_size,
+                            uint32_t index);
+/*
+ * Build a header: fills magic, type, lengths, version, prev id, time,
+ * nonce and the MAC; hdr points at a buffer of align_up(header_len) bytes
+ * whose body and checksums the caller has already written.
+ */
+void cfs_record_seal(const CfsSuperblock *sb, uint8_t *buf, uint16_t type,
+                     uint32_t body_len, uint32_t payload_blocks,
+                     uint64_t version, const uint8_t prev_id[CFS_ID_LEN],
+                     uint64_t nonce, uint64_t durable_version,
+                     uint8_t id_out[CFS_ID_LEN]);
+const char *cfs_record_type_name(uint16_t type);
+
+/* ---- index.c ----------------------------------------------------------- */
+typedef struct CfsExtent {
+    uint64_t guest_offset;
+    uint64_t log_offset;        /* DATA only */
+    uint64_t record_offset;     /* DATA only */
+    uint32_t nblocks;
+    uint16_t kind;              /* CFS_EXTENT_* */
+} CfsExtent;
+
+typedef struct CfsIndex CfsIndex;
+CfsIndex *cfs_index_new(uint32_t block_size);
+CfsIndex *cfs_index_copy(const CfsIndex *idx);
+void cfs_index_free(CfsIndex *idx);
+/* Map [guest_offset, +nblocks) to kind; replaces what was there */
+void cfs_index_set(CfsIndex *idx, const CfsExtent *e);
+/* Add an extent after all others, without merging (checkpoint load);
+ * false if it is out of order or overlaps */
+bool cfs_index_append(CfsIndex *idx, const CfsExtent *e);
+/* Drop mappings at and beyond size */
+void cfs_index_truncate(CfsIndex *idx, uint64_t size);
+/* First run inside [offset, offset+length) */
+void cfs_index_lookup(const CfsIndex *idx, uint64_t offset, uint64_t length,
+                      CfsMapping *out);
+typedef bool (*CfsExtentFn)(const CfsExtent *e, void *opaque);
+void cfs_index_foreach(const CfsIndex *idx, CfsExtentFn fn, void *opaque);
+uint64_t cfs_index_count(const CfsIndex *idx);
+uint64_t cfs_index_data_bytes(const CfsIndex *idx);
+bool cfs_index_equal(const CfsIndex *a, const CfsIndex *b);
+
+/* ---- the state of one version (log.c) ---------------------------------- */
+typedef struct CfsState {
+    CfsIndex *index;
+    uint64_t size;
+    uint64_t version;
+    uint8_t version_id[CFS_ID_LEN];
+    GHashTable *tags;           /* name -> CfsTag* */
+} CfsState;
+
+void cfs_state_init_empty(CfsState *st, uint32_t block_size);
+void cfs_state_init_base(CfsState *st, const CfsSuperblock *sb);
+void cfs_state_copy(CfsState *dst, const CfsState *src);
+void cfs_state_clear(CfsState *st);
+GPtrArray *cfs_state_sorted_tags(const CfsState *st);
+
+/* ---- the open disk ----------------------------------------------------- */
+struct CfsDisk {
+    CfsIO io;
+    CfsSuperblock sb;
+    uint32_t block_size;
+    bool writable;              /* opened RDWR at the head */
+    bool historical;            /* opened at an older version */
+    CfsState head;              /* applied state (or the historical one) */
+
+    /* log tail */
+    uint64_t log_end;           /* next append goes here */
+    uint64_t valid_end;         /* end of the last applied record */
+    uint64_t prep_version;      /* version of the last prepared record */
+    uint8_t prep_version_id[CFS_ID_LEN];
+    GQueue inflight;            /* CfsAppend *, in version order */
+    bool poisoned;
+    uint64_t writer_nonce;
+    uint64_t durable_version;   /* head version at the last completed flush */
+    uint64_t corrupt_records;   /* bit-rotten payloads seen at replay */
+
+    /* checkpoints */
+    uint64_t ckpt_offset;       /* newest valid checkpoint record, or 0 */
+    uint64_t ckpt_version;
+    uint64_t ckpt_log_end;      /* log_end just after it was written */
+    uint64_t slot_sequence;
+    int slot_newest;            /* -1: none */
+
+    CfsDisk *parent;
+    GHashTable *header_cache;   /* record offset -> CfsRecord * */
+    GArray *version_ids;        /* lazily built: version -> id (delta) */
+};
+
+/* log.c: replay and history */
+bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
+                     uint64_t offset, GError **errp);
+/* Build the state of any version <= head from checkpoints and the log */
+bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
+                     GError **errp);
+/* File offset of the first record after the checkpoint that can start a
+ * scan for version (the newest checkpoint whose version <= version) */
+bool cfs_find_scan_start(CfsDisk *disk, uint64_t version, CfsState *st,
+                         uint64_t *offset, GError **errp);
+/* Recovery: replay valid records from offset onto disk->head */
+bool cfs_replay(CfsDisk *disk, uint64_t offset, GError **errp);
+/* Whether the valid record at next chains onto r and its writer had
+ * flushed r: r's bad payload is then rot, not a torn write */
+bool cfs_successor_vouches(CfsDisk *disk, const CfsRecord *r, uint64_t next,
+                           uint64_t file_size);
+/* Record id of version v (v <= head) */
+bool cfs_version_id_at(CfsDisk *disk, uint64_t version,
+                       uint8_t id[CFS_ID_LEN], GError **errp);
+const CfsRecord *cfs_header_cached(CfsDisk *disk, uint64_t record_offset,
+                                   GError **errp);
+
+/* checkpoint.c */
+bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
+                         uint64_t *prev, uint64_t *end, GError **errp);
+/* Build the checkpoint payload of a state (blocks, zero padded) */
+uint8_t *cfs_checkpoint_serialize(const CfsState *st, uint32_t block_size,
+                                  uint64_t *state_bytes, uint32_t *nblocks);
+bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
+                          const CfsCkptBody *body, uint32_t block_size,
+                          CfsState *st, GError **errp);
+
+/* append.c: write a metadata-only chain record synchronously */
+bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,
+                     uint32_t body_len, GError **errp);
+bool cfs_disk_check_writable(CfsDisk *disk, GError **errp);
+/* Append raw record bytes already verified (delta apply) */
+bool cfs_append_raw(CfsDisk *disk, const CfsRecord *r,
+                    const struct iovec *payload, int iovcnt,
+                    GError **errp);
+
+#endif /* CLOUDFS_INTERNAL_H */

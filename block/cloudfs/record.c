@@ -1,0 +1,327 @@
+/*
+ * cloudfs format core: log record headers — sealing (MAC, record id) and
+ * validation of everything a header alone can prove, plus payload block
+ * checksums.
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <string.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <xxhash.h>
+#include "internal.h"
+
+const char *cfs_record_type_name(uint16_t type)
+{
+    switch (type) {
+    case CFS_REC_WRITE:      return "write";
+    case CFS_REC_TAG:        return "tag";
+    case CFS_REC_UNTAG:      return "untag";
+    case CFS_REC_REVERT:     return "revert";
+    case CFS_REC_RESIZE:     return "resize";
+    case CFS_REC_CHECKPOINT: return "checkpoint";
+    default:                 return "unknown";
+    }
+}
+
+uint64_t cfs_block_checksum(const void *block, uint32_t block_size,
+                            uint32_t index)
+{
+    return XXH3_64bits_withSeed(block, block_size, index);
+}
+
+static void record_mac(const CfsSuperblock *sb, const uint8_t *buf,
+                       uint32_t header_len, uint8_t mac[CFS_MAC_LEN])
+{
+    uint8_t full[EVP_MAX_MD_SIZE];
+    unsigned int full_len = 0;
+
+    HMAC(EVP_sha256(), sb->secret, CFS_SECRET_LEN, buf + CFS_MAC_LEN,
+         header_len - CFS_MAC_LEN, full, &full_len);
+    memcpy(mac, full, CFS_MAC_LEN);
+}
+
+static void record_id(const uint8_t *buf, uint32_t header_len,
+                      uint8_t id[CFS_ID_LEN])
+{
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+
+    SHA256(buf + CFS_MAC_LEN, header_len - CFS_MAC_LEN, digest);
+    memcpy(id, digest, CFS_ID_LEN);
+}
+
+void cfs_record_seal(const CfsSuperblock *sb, uint8_t *buf, uint16_t type,
+                     uint32_t body_len, uint32_t payload_blocks,
+                     uint64_t version, const uint8_t prev_id[CFS_ID_LEN],
+                     uint64_t nonce, uint64_t durable_version,
+                     uint8_t id_out[CFS_ID_LEN])
+{
+    CfsRecordHeader *h = (CfsRecordHeader *)buf;
+    uint32_t header_len = sizeof(*h) + body_len + 8 * payload_blocks;
+
+    h->magic = GUINT32_TO_LE(CFS_RECORD_MAGIC);
+    h->type = GUINT16_TO_LE(type);
+    h->flags = 0;
+    h->header_len = GUINT32_TO_LE(header_len);
+    h->body_len = GUINT32_TO_LE(body_len);
+    h->payload_blocks = GUINT32_TO_LE(payload_blocks);
+    h->reserved0 = 0;
+    h->version = GUINT64_TO_LE(version);
+    memcpy(h->prev_version_id, prev_id, CFS_ID_LEN);
+    h->reserved1 = 0;
+    h->timestamp_ns = GUINT64_TO_LE(cfs_now_ns());
+    h->writer_nonce = GUINT64_TO_LE(nonce);
+    h->durable_version = GUINT64_TO_LE(durable_version);
+    record_mac(sb, buf, header_len, h->mac);
+    record_id(buf, header_len, id_out);
+}
+
+void cfs_record_clear(CfsRecord *r)
+{
+    cfs_free_aligned(r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+static bool body_valid(const CfsRecordHeader *h, const uint8_t *body,
+                       uint32_t block_size)
+{
+    uint32_t body_len = GUINT32_FROM_LE(h->body_len);
+    uint32_t payload_blocks = GUINT32_FROM_LE(h->payload_blocks);
+    uint64_t data_blocks = 0;
+
+    switch (GUINT16_FROM_LE(h->type)) {
+    case CFS_REC_WRITE:
+        if (body_len == 0 || body_len % sizeof(CfsWriteExtent)) {
+            return false;
+        }
+        for (uint32_t i = 0; i < body_len / sizeof(CfsWriteExtent); i++) {
+            CfsWriteExtent e;
+
+            memcpy(&e, body + i * sizeof(e), sizeof(e));
+            if (GUINT64_FROM_LE(e.guest_offset) % block_size ||
+                e.nblocks == 0 || e.reserved ||
+                GUINT32_FROM_LE(e.nblocks) > CFS_EXTENT_MAX_BLOCKS) {
+                return false;
+            }
+            switch (GUINT16_FROM_LE(e.kind)) {
+            case CFS_EXTENT_DATA:
+                data_blocks += GUINT32_FROM_LE(e.nblocks);
+                break;
+            case CFS_EXTENT_ZERO:
+                break;
+            default:
+                return false;
+            }
+        }
+        return data_blocks == payload_blocks;
+    case CFS_REC_TAG: {
+        CfsTagBody t;
+
+        if (body_len < sizeof(t)) {
+            return false;
+        }
+        memcpy(&t, body, sizeof(t));
+        return payload_blocks == 0 && t.name_len && t.reserved == 0 &&
+               GUINT16_FROM_LE(t.name_len) <= CFS_TAG_NAME_MAX &&
+               body_len == sizeof(t) + GUINT16_FROM_LE(t.name_len);
+    }
+    case CFS_REC_UNTAG: {
+        CfsUntagBody u;
+
+        if (body_len < sizeof(u)) {
+            return false;
+        }
+        memcpy(&u, body, sizeof(u));
+        return payload_blocks == 0 && u.name_len &&
+               GUINT16_FROM_LE(u.name_len) <= CFS_TAG_NAME_MAX &&
+               body_len == sizeof(u) + GUINT16_FROM_LE(u.name_len);
+    }
+    case CFS_REC_REVERT:
+        return payload_blocks == 0 && body_len == sizeof(CfsRevertBody);
+    case CFS_REC_RESIZE: {
+        CfsResizeBody r;
+
+        if (body_len != sizeof(r) || payload_blocks) {
+            return false;
+        }
+        memcpy(&r, body, sizeof(r));
+        return r.new_size && GUINT64_FROM_LE(r.new_size) % block_size == 0;
+    }
+    case CFS_REC_CHECKPOINT:
+        return body_len == sizeof(CfsCkptBody);
+    default:
+        return false;
+    }
+}
+
+static bool corrupt(GError **errp, uint64_t at, const char *why)
+{
+    g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                "no valid record at offset %" G_GUINT64_FORMAT ": %s", at, why);
+    return false;
+}
+
+bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
+                     void *opaque, uint64_t at, uint64_t limit,
+                     CfsRecord *r, GError **errp)
+{
+    uint32_t block_size = GUINT32_FROM_LE(sb->block_size);
+    CfsRecordHeader h;
+    uint32_t header_len, body_len, payload_blocks;
+    uint8_t mac[CFS_MAC_LEN];
+
+    memset(r, 0, sizeof(*r));
+    if (limit - at < block_size) {
+        return corrupt(errp, at, "end of file");
+    }
+    if (!fetch(&h, sizeof(h), at, opaque, errp)) {
+        return false;
+    }
+    header_len = GUINT32_FROM_LE(h.header_len);
+    body_len = GUINT32_FROM_LE(h.body_len);
+    payload_blocks = GUINT32_FROM_LE(h.payload_blocks);
+    if (GUINT32_FROM_LE(h.magic) != CFS_RECORD_MAGIC) {
+        return corrupt(errp, at, "bad magic");
+    }
+    if (header_len > CFS_MAX_HEADER_LEN || body_len > CFS_MAX_HEADER_LEN ||
+        payload_blocks > CFS_MAX_PAYLOAD_BLOCKS ||
+        header_len != sizeof(h) + (uint64_t)body_len + 8ull * payload_blocks) {
+        return corrupt(errp, at, "impossible lengths");
+    }
+    r->header_len = header_len;
+    r->padded_len = cfs_align_up(header_len, block_size);
+    r->payload_len = (uint64_t)payload_blocks * block_size;
+    if (GUINT16_FROM_LE(h.type) != CFS_REC_CHECKPOINT &&
+        r->payload_len > CFS_MAX_CHAIN_PAYLOAD) {
+        return corrupt(errp, at, "payload too large");
+    }
+    if (limit - at < cfs_rec_total(r)) {
+        return corrupt(errp, at, "record extends past the end");
+    }
+    r->buf = cfs_alloc_aligned(r->padded_len);
+    memcpy(r->buf, &h, sizeof(h));
+    if (!fetch(r->buf + sizeof(h), r->padded_len - sizeof(h), at + sizeof(h),
+               opaque, errp)) {
+        cfs_record_clear(r);
+        return false;
+    }
+    record_mac(sb, r->buf, header_len, mac);
+    if (CRYPTO_memcmp(mac, h.mac, CFS_MAC_LEN) != 0) {
+        cfs_record_clear(r);
+        return corrupt(errp, at, "header checksum mismatch");
+    }
+    if (h.flags || h.reserved0 || h.reserved1 ||
+        !body_valid(&h, cfs_rec_body(r), block_size) ||
+        !cfs_is_zero(r->buf + header_len, r->padded_len - header_len)) {
+        cfs_record_clear(r);
+        return corrupt(errp, at, "malformed record body");
+    }
+    record_id(r->buf, header_len, r->id);
+    return true;
+}
+
+typedef struct FileFetch {
+    const CfsIO *io;
+} FileFetch;
+
+static bool fetch_file(void *dst, size_t len, uint64_t at, void *opaque,
+                       GError **errp)
+{
+    FileFetch *f = opaque;
+
+    return cfs_io_pread(f->io, dst, len, at, errp);
+}
+
+bool cfs_record_read(const CfsIO *io, const CfsSuperblock *sb,
+                     uint64_t offset, uint64_t file_size, CfsRecord *r,
+                     GError **errp)
+{
+    FileFetch f = { .io = io };
+
+    if (offset > file_size) {
+        return corrupt(errp, offset, "beyond the end of the file");
+    }
+    return cfs_record_load(sb, fetch_file, &f, offset, file_size, r, errp);
+}
+
+/*
+ * Checksum blocks that arrive in an iovec whose elements need not be
+ * block sized: a block that straddles elements is gathered into a bounce
+ * block for hashing only.
+ */
+bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
+                              uint32_t first, const struct iovec *iov,
+                              int iovcnt, uint64_t length, uint64_t where,
+                              GError **errp)
+{
+    g_autofree uint8_t *bounce = NULL;
+    uint64_t nblocks = length / block_size;
+    int vi = 0;
+    size_t vo = 0;
+
+    for (uint64_t b = 0; b < nblocks; b++) {
+        const uint8_t *block;
+        uint32_t index = first + b;
+
+        while (vi < iovcnt && vo == iov[vi].iov_len) {
+            vi++;
+            vo = 0;
+        }
+        g_assert(vi < iovcnt);
+        if (iov[vi].iov_len - vo >= block_size) {
+            block = (const uint8_t *)iov[vi].iov_base + vo;
+            vo += block_size;
+        } else {
+            size_t got = 0;
+
+            if (!bounce) {
+                bounce = g_malloc(block_size);
+            }
+            while (got < block_size) {
+                size_t n;
+
+                while (vo == iov[vi].iov_len) {
+                    vi++;
+                    vo = 0;
+                }
+                n = MIN(block_size - got, iov[vi].iov_len - vo);
+                memcpy(bounce + got, (uint8_t *)iov[vi].iov_base + vo, n);
+                got += n;
+                vo += n;
+            }
+            block = bounce;
+        }
+        if (cfs_block_checksum(block, block_size, index) !=
+            cfs_rec_checksum(r, index)) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                        "data block at image offset %" G_GUINT64_FORMAT
+                        " is corrupt (checksum mismatch)",
+                        where + b * block_size);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cfs_record_verify_payload(const CfsIO *io, const CfsRecord *r,
+                               uint32_t block_size, uint64_t offset,
+                               GError **errp)
+{
+    const uint64_t chunk = 1 << 20;
+    uint64_t start = offset + r->padded_len;
+    uint8_t *buf = cfs_alloc_aligned(MIN(chunk, MAX(r->payload_len, 1)));
+    bool ok = true;
+
+    for (uint64_t done = 0; ok && done < r->payload_len; done += chunk) {
+        uint64_t len = MIN(chunk, r->payload_len - done);
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+        ok = cfs_io_pread(io, buf, len, start + done, errp) &&
+             cfs_record_verify_blocks(r, block_size, done / block_size, &iov,
+                                      1, len, start + done, errp);
+    }
+    cfs_free_aligned(buf);
+    return ok;
+}
