@@ -250,7 +250,10 @@ static CfsAppend *queue_record(CfsDisk *disk, uint16_t type, const void *body,
     a->rec.payload_len = (uint64_t)nsums * disk->block_size;
     a->rec.buf = cfs_alloc_aligned(a->rec.padded_len);
     memcpy(a->rec.buf + sizeof(CfsRecordHeader), body, body_len);
-    memcpy(a->rec.buf + sizeof(CfsRecordHeader) + body_len, sums, 8ull * nsums);
+    if (nsums) {
+        memcpy(a->rec.buf + sizeof(CfsRecordHeader) + body_len, sums,
+               8ull * nsums);
+    }
     a->version = disk->prep_version + 1;
     cfs_record_seal(&disk->sb, a->rec.buf, type, body_len, nsums, a->version,
                     disk->prep_version_id, disk->writer_nonce,

@@ -50,6 +50,7 @@ uint8_t *cfs_checkpoint_serialize(const CfsState *st, uint32_t block_size,
         CfsCkptTag ct = {
             .version = GUINT64_TO_LE(t->version),
             .name_len = GUINT16_TO_LE(strlen(t->name)),
+            .timestamp_ns = GUINT64_TO_LE(t->timestamp_ns),
         };
 
         memcpy(ct.version_id, t->version_id, CFS_ID_LEN);
@@ -100,6 +101,7 @@ bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
         t = g_new0(CfsTag, 1);
         t->name = g_strndup(ct.name, GUINT16_FROM_LE(ct.name_len));
         t->version = GUINT64_FROM_LE(ct.version);
+        t->timestamp_ns = GUINT64_FROM_LE(ct.timestamp_ns);
         memcpy(t->version_id, ct.version_id, CFS_ID_LEN);
         if (!cfs_tag_name_valid(t->name, NULL) ||
             g_hash_table_contains(st->tags, t->name)) {

@@ -299,7 +299,6 @@ static bool apply_one(CfsDisk *disk, CfsDeltaReader *rd, const CfsRecord *r,
                       CfsDeltaResult *res, GError **errp)
 {
     uint64_t v = GUINT64_FROM_LE(cfs_rec_hdr(r)->version);
-    g_autofree uint8_t *unused = NULL;
     uint8_t *payload;
     struct iovec iov;
     bool ok;

@@ -241,9 +241,10 @@ typedef struct CfsCkptTag {
     uint8_t  version_id[CFS_ID_LEN];    /*   8 */
     uint16_t name_len;                  /*  28 */
     uint16_t reserved;                  /*  30 */
-    char     name[256];                 /*  32 zero padded */
+    uint64_t timestamp_ns;              /*  32 of the TAG record */
+    char     name[256];                 /*  40 zero padded */
 } CfsCkptTag;
-G_STATIC_ASSERT(sizeof(CfsCkptTag) == 288);
+G_STATIC_ASSERT(sizeof(CfsCkptTag) == 296);
 
 typedef struct CfsCkptRoot {
     uint64_t version;                   /*  0 */

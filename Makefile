@@ -1,0 +1,39 @@
+# cloudfs: the front door.  `make check` installs what it needs, builds
+# everything and runs every test; `make demo` shows the main job.
+# Executables end up in build/bin/.
+
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build check demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build/main/build.ninja:
+	meson setup build/main
+
+build/asan/build.ninja:
+	meson setup build/asan -Db_sanitize=address,undefined -Db_lundef=false
+
+build/fuzz/build.ninja:
+	CC=clang meson setup build/fuzz -Dfuzz=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps build/main/build.ninja
+	ninja -C build/main
+	@mkdir -p build/bin
+	@ln -sf ../main/tools/cloudfs build/bin/cloudfs
+
+check: build build/asan/build.ninja build/fuzz/build.ninja
+	ninja -C build/asan
+	meson configure build/fuzz -Dfuzz_seconds=$(FUZZ_SECONDS)
+	ninja -C build/fuzz
+	scripts/run-tests.sh
+
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf build/main build/asan build/fuzz build/bin

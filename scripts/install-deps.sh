@@ -1,0 +1,29 @@
+#!/bin/bash
+# Install, with apt, the Debian 12 packages needed to build and test the
+# cloudfs core, tools and tests.  Does nothing when they are all present.
+set -euo pipefail
+
+packages=(
+    build-essential meson ninja-build pkg-config git
+    libglib2.0-dev libxxhash-dev libssl-dev libjson-glib-dev
+    clang libclang-rt-14-dev        # fuzzing and sanitizers
+    python3 python3-docutils        # docs checks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root" >&2
+    exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
