@@ -246,7 +246,8 @@ static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
     }
     res->log_end = offset;
     res->versions = st.version;
-    if (ok && st.version != disk->head.version) {
+    if (ok && offset >= disk->valid_end &&
+        st.version != disk->head.version) {
         res->corruptions++;
         note(res, "opening the image reaches version %" G_GUINT64_FORMAT
              " but the log replays to version %" G_GUINT64_FORMAT,
@@ -278,6 +279,18 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
     }
     res->leaked_bytes = res->data_bytes > res->live_bytes ?
                         res->data_bytes - res->live_bytes : 0;
+    if (disk->valid_end > res->log_end) {
+        /* a damaged record before the checkpoint stops the walk early,
+         * but the log goes on: never cut it there */
+        res->corruptions++;
+        note(res, "the log is damaged at offset %" G_GUINT64_FORMAT "; the "
+             "checkpoint carries the disk on to offset %" G_GUINT64_FORMAT
+             " (version %" G_GUINT64_FORMAT "); history before it is "
+             "partly unreadable", res->log_end, disk->valid_end,
+             disk->head.version);
+        res->log_end = disk->valid_end;
+        res->versions = disk->head.version;
+    }
     res->torn_bytes = res->file_size - res->log_end;
     if (res->torn_bytes) {
         uint64_t orphans = count_orphans(disk, res->log_end, file_size);

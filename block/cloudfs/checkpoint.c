@@ -94,8 +94,11 @@ bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
         CfsTag *t;
 
         memcpy(&ct, payload + i * sizeof(ct), sizeof(ct));
-        if (GUINT16_FROM_LE(ct.name_len) == 0 ||
-            GUINT16_FROM_LE(ct.name_len) > CFS_TAG_NAME_MAX) {
+        if (GUINT16_FROM_LE(ct.name_len) == 0 || ct.reserved ||
+            GUINT16_FROM_LE(ct.name_len) > CFS_TAG_NAME_MAX ||
+            memchr(ct.name, 0, GUINT16_FROM_LE(ct.name_len)) ||
+            !cfs_is_zero(ct.name + GUINT16_FROM_LE(ct.name_len),
+                         sizeof(ct.name) - GUINT16_FROM_LE(ct.name_len))) {
             return ckpt_bad(errp, "bad tag name");
         }
         t = g_new0(CfsTag, 1);
@@ -117,8 +120,9 @@ bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
     st->version = GUINT64_FROM_LE(root.version);
     memcpy(st->version_id, root.version_id, CFS_ID_LEN);
     st->size = GUINT64_FROM_LE(root.virtual_size);
-    if (st->size == 0 || st->size % block_size ||
-        extents > (state_bytes - pos) / sizeof(CfsCkptExtent)) {
+    if (st->size == 0 || st->size % block_size || root.reserved ||
+        extents != (state_bytes - pos) / sizeof(CfsCkptExtent) ||
+        (state_bytes - pos) % sizeof(CfsCkptExtent)) {
         return ckpt_bad(errp, "bad root");
     }
     for (uint64_t i = 0; i < extents; i++) {
@@ -134,6 +138,8 @@ bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
             .kind = GUINT16_FROM_LE(ce.kind),
         };
         if ((e.kind != CFS_EXTENT_DATA && e.kind != CFS_EXTENT_ZERO) ||
+            ce.reserved ||
+            (e.kind == CFS_EXTENT_ZERO && (e.log_offset || e.record_offset)) ||
             e.guest_offset >= st->size ||
             (uint64_t)e.nblocks * block_size > st->size - e.guest_offset ||
             (e.kind == CFS_EXTENT_DATA &&
@@ -180,6 +186,11 @@ bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
                                       errp)) {
             goto out;
         }
+    }
+    if (!cfs_is_zero(payload + state_bytes, r.payload_len - state_bytes) ||
+        body.replay_horizon != disk->sb.log_start) {
+        ckpt_bad(errp, "padding or replay horizon");
+        goto out;
     }
     if (!cfs_checkpoint_parse(payload, state_bytes, &body, disk->block_size,
                               st, errp)) {

@@ -139,6 +139,8 @@ enum {
     CFS_REC_REVERT      = 4,    /* make an earlier version's content current */
     CFS_REC_RESIZE      = 5,    /* change the virtual size */
     CFS_REC_CHECKPOINT  = 6,    /* local: snapshot of the index */
+    /* 7 is reserved for RELOCATE (garbage collection, docs/format.rst),
+     * which will come with incompatible feature bit 1 */
 };
 
 typedef struct CfsRecordHeader {
@@ -161,6 +163,11 @@ typedef struct CfsRecordHeader {
     /* 96: body (body_len bytes), then payload_blocks * u64 checksums */
 } CfsRecordHeader;
 G_STATIC_ASSERT(sizeof(CfsRecordHeader) == 96);
+
+/* Largest extent of a WRITE body or checkpoint root, in blocks */
+#define CFS_EXTENT_MAX_BLOCKS   (1u << 30)
+/* Largest virtual size a writer creates or resizes to (2^62 bytes) */
+#define CFS_MAX_VIRTUAL_SIZE    (UINT64_MAX >> 2)
 
 /* Bounds that keep a hostile header from making a reader allocate much */
 #define CFS_MAX_HEADER_LEN      (4u << 20)
@@ -212,7 +219,8 @@ typedef struct CfsRevertBody {
 } CfsRevertBody;
 G_STATIC_ASSERT(sizeof(CfsRevertBody) == 32);
 
-/* RESIZE body: data beyond new_size is dropped (reads as zero if regrown) */
+/* RESIZE body: mappings at and beyond new_size are dropped; a regrown
+ * range is unallocated (zero, or the parent's data in a branch) */
 typedef struct CfsResizeBody {
     uint64_t new_size;                  /* 0 multiple of block_size */
 } CfsResizeBody;

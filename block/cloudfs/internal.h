@@ -14,8 +14,6 @@
 
 /* A checkpoint is written at flush when the log grew this much since */
 #define CFS_CHECKPOINT_INTERVAL (64ull << 20)
-/* Largest extent the index holds in one entry, in blocks */
-#define CFS_EXTENT_MAX_BLOCKS   (1u << 30)
 
 /* ---- util.c ---------------------------------------------------------- */
 static inline uint64_t cfs_align_up(uint64_t v, uint64_t a)

@@ -310,27 +310,41 @@ bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
 /*
  * A record whose header is intact but whose payload fails its checksums is
  * either a torn append of a crash or data that rotted after it was
- * flushed.  It is rot exactly when a valid record chains onto it whose
- * writer knew it durable: then it is kept (reads of its bad blocks fail),
- * otherwise the log ends before it.
+ * flushed.  It is rot exactly when a later record, reached through a
+ * chain of intact headers, was written by a writer that knew it durable:
+ * then it is kept (reads of its bad blocks fail), otherwise the log ends
+ * before it.
  */
-bool cfs_successor_vouches(CfsDisk *disk, const CfsRecord *r,
-                             uint64_t next, uint64_t file_size)
+bool cfs_successor_vouches(CfsDisk *disk, const CfsRecord *r, uint64_t next,
+                           uint64_t file_size)
 {
-    CfsRecord n;
-    bool ok;
+    uint64_t version = GUINT64_FROM_LE(cfs_rec_hdr(r)->version);
+    uint8_t id[CFS_ID_LEN];
 
-    if (!cfs_record_read(&disk->io, &disk->sb, next, file_size, &n, NULL)) {
-        return false;
+    memcpy(id, cfs_rec_is_chain(r) ? r->id : cfs_rec_hdr(r)->prev_version_id,
+           CFS_ID_LEN);
+    for (;;) {
+        CfsRecord n;
+        bool chains, vouches;
+
+        if (!cfs_record_read(&disk->io, &disk->sb, next, file_size, &n,
+                             NULL)) {
+            return false;
+        }
+        chains = !memcmp(cfs_rec_hdr(&n)->prev_version_id, id, CFS_ID_LEN);
+        vouches = GUINT64_FROM_LE(cfs_rec_hdr(&n)->durable_version) >= version;
+        if (cfs_rec_is_chain(&n)) {
+            memcpy(id, n.id, CFS_ID_LEN);
+        }
+        next += cfs_rec_total(&n);
+        cfs_record_clear(&n);
+        if (!chains) {
+            return false;
+        }
+        if (vouches) {
+            return true;
+        }
     }
-    ok = !memcmp(cfs_rec_hdr(&n)->prev_version_id,
-                 cfs_rec_is_chain(r) ? r->id
-                                     : cfs_rec_hdr(r)->prev_version_id,
-                 CFS_ID_LEN) &&
-         GUINT64_FROM_LE(cfs_rec_hdr(&n)->durable_version) >=
-         GUINT64_FROM_LE(cfs_rec_hdr(r)->version);
-    cfs_record_clear(&n);
-    return ok;
 }
 
 bool cfs_replay(CfsDisk *disk, uint64_t offset, GError **errp)

@@ -125,7 +125,8 @@ static bool body_valid(const CfsRecordHeader *h, const uint8_t *body,
         memcpy(&t, body, sizeof(t));
         return payload_blocks == 0 && t.name_len && t.reserved == 0 &&
                GUINT16_FROM_LE(t.name_len) <= CFS_TAG_NAME_MAX &&
-               body_len == sizeof(t) + GUINT16_FROM_LE(t.name_len);
+               body_len == sizeof(t) + GUINT16_FROM_LE(t.name_len) &&
+               !memchr(body + sizeof(t), 0, body_len - sizeof(t));
     }
     case CFS_REC_UNTAG: {
         CfsUntagBody u;
@@ -135,11 +136,20 @@ static bool body_valid(const CfsRecordHeader *h, const uint8_t *body,
         }
         memcpy(&u, body, sizeof(u));
         return payload_blocks == 0 && u.name_len &&
+               !u.reserved[0] && !u.reserved[1] && !u.reserved[2] &&
                GUINT16_FROM_LE(u.name_len) <= CFS_TAG_NAME_MAX &&
-               body_len == sizeof(u) + GUINT16_FROM_LE(u.name_len);
+               body_len == sizeof(u) + GUINT16_FROM_LE(u.name_len) &&
+               !memchr(body + sizeof(u), 0, body_len - sizeof(u));
     }
-    case CFS_REC_REVERT:
-        return payload_blocks == 0 && body_len == sizeof(CfsRevertBody);
+    case CFS_REC_REVERT: {
+        CfsRevertBody rv;
+
+        if (body_len != sizeof(rv) || payload_blocks) {
+            return false;
+        }
+        memcpy(&rv, body, sizeof(rv));
+        return rv.reserved == 0;
+    }
     case CFS_REC_RESIZE: {
         CfsResizeBody r;
 
@@ -149,8 +159,18 @@ static bool body_valid(const CfsRecordHeader *h, const uint8_t *body,
         memcpy(&r, body, sizeof(r));
         return r.new_size && GUINT64_FROM_LE(r.new_size) % block_size == 0;
     }
-    case CFS_REC_CHECKPOINT:
-        return body_len == sizeof(CfsCkptBody);
+    case CFS_REC_CHECKPOINT: {
+        CfsCkptBody c;
+
+        if (body_len != sizeof(c)) {
+            return false;
+        }
+        memcpy(&c, body, sizeof(c));
+        /* one root until garbage collection adds retained roots */
+        return GUINT32_FROM_LE(c.root_count) == 1 &&
+               GUINT64_FROM_LE(c.state_bytes) <=
+               (uint64_t)payload_blocks * block_size;
+    }
     default:
         return false;
     }
@@ -213,6 +233,7 @@ bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
         return corrupt(errp, at, "header checksum mismatch");
     }
     if (h.flags || h.reserved0 || h.reserved1 ||
+        GUINT64_FROM_LE(h.durable_version) > GUINT64_FROM_LE(h.version) ||
         !body_valid(&h, cfs_rec_body(r), block_size) ||
         !cfs_is_zero(r->buf + header_len, r->padded_len - header_len)) {
         cfs_record_clear(r);

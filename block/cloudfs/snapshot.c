@@ -81,7 +81,7 @@ bool cfs_disk_resize(CfsDisk *disk, uint64_t new_size, GError **errp)
         return false;
     }
     if (new_size == 0 || new_size % disk->block_size ||
-        new_size > (UINT64_MAX >> 2)) {
+        new_size > CFS_MAX_VIRTUAL_SIZE) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
                     "new size %" G_GUINT64_FORMAT " is zero, too large or not "
                     "a multiple of the %u-byte block size", new_size,

@@ -32,13 +32,8 @@ bool cfs_superblock_validate(const CfsSuperblock *sb, uint64_t file_size,
                     GUINT32_FROM_LE(sb->format_version), CFS_FORMAT_VERSION);
         return false;
     }
-    if (GUINT32_FROM_LE(sb->format_version) == 0 ||
-        GUINT32_FROM_LE(sb->superblock_size) != sizeof(*sb) ||
-        GUINT64_FROM_LE(sb->checksum) != superblock_checksum(sb)) {
-        g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
-                    "cloudfs superblock is corrupt (checksum mismatch)");
-        return false;
-    }
+    /* incompatible features before the checksum: a newer format may
+     * change what the checksum covers */
     if (incompat & ~CFS_INCOMPAT_KNOWN) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_UNSUPPORTED,
                     "image uses unknown incompatible features 0x%" G_GINT64_MODIFIER
@@ -46,9 +41,17 @@ bool cfs_superblock_validate(const CfsSuperblock *sb, uint64_t file_size,
                     (guint64)(incompat & ~CFS_INCOMPAT_KNOWN));
         return false;
     }
+    if (GUINT32_FROM_LE(sb->format_version) == 0 ||
+        GUINT32_FROM_LE(sb->superblock_size) != sizeof(*sb) ||
+        GUINT64_FROM_LE(sb->checksum) != superblock_checksum(sb)) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                    "cloudfs superblock is corrupt (checksum mismatch)");
+        return false;
+    }
     if (block_size < CFS_MIN_BLOCK_SIZE || block_size > CFS_MAX_BLOCK_SIZE ||
         (block_size & (block_size - 1)) ||
         log_start != cfs_align_up(CFS_META_END, block_size) ||
+        GUINT64_FROM_LE(sb->initial_size) == 0 ||
         GUINT64_FROM_LE(sb->initial_size) % block_size ||
         GUINT16_FROM_LE(sb->parent_hint_len) > CFS_PARENT_HINT_MAX) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
@@ -198,7 +201,7 @@ bool cfs_disk_create(const CfsIO *io, const CfsCreateOptions *opts,
                     block_size, CFS_MIN_BLOCK_SIZE, CFS_MAX_BLOCK_SIZE);
         return false;
     }
-    if (opts->size == 0 || opts->size > (UINT64_MAX >> 2)) {
+    if (opts->size == 0 || opts->size > CFS_MAX_VIRTUAL_SIZE) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
                     "virtual size %" G_GUINT64_FORMAT " is out of range",
                     opts->size);

@@ -208,6 +208,78 @@ static void test_rot_after_flush(void)
 }
 
 /*
+ * Rot in a record whose next record was written before the flush: the
+ * voucher is further on, reached through the chain of intact headers.
+ */
+static void test_rot_vouched_later(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    uint8_t a[BS], b[BS], back[BS], junk = 0x99;
+    CfsMapping m;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    test_fill(a, BS, 1);
+    test_fill(b, BS, 2);
+    g_assert_true(cfs_disk_pwrite(disk, a, BS, 0, &err));
+    g_assert_true(cfs_disk_pwrite(disk, b, BS, BS, &err));
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_true(cfs_disk_pwrite(disk, b, BS, 2 * BS, &err));
+    g_assert_true(cfs_disk_map(disk, 0, BS, &m, &err));
+    cfs_disk_free(disk);
+    g_assert_cmpint(pwrite(t.fd, &junk, 1, m.log_offset + 3), ==, 1);
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 3);
+    g_assert_false(cfs_disk_pread(disk, back, BS, 0, &err));
+    g_assert_error(err, CFS_ERROR, CFS_ERROR_CORRUPT);
+    g_clear_error(&err);
+    g_assert_true(cfs_disk_pread(disk, back, BS, BS, &err));
+    g_assert_true(memcmp(back, b, BS) == 0);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/*
+ * A damaged header before the checkpoint: the walk of check stops there,
+ * but the open goes on from the checkpoint; repair must not cut the log.
+ */
+static void test_repair_keeps_log_past_damage(void)
+{
+    TestImage t;
+    GError *err = NULL;
+    CfsCheckResult res;
+    CfsDisk *disk;
+    uint8_t junk = 0x42;
+    uint64_t len;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    write_at(disk, 0, 2 * BS, 1);
+    write_at(disk, 4 * BS, 2 * BS, 2);
+    g_assert_true(cfs_disk_checkpoint(disk, &err));
+    write_at(disk, 8 * BS, 2 * BS, 3);
+    cfs_disk_free(disk);
+    len = test_file_size(&t);
+    /* a byte inside v1's header */
+    g_assert_cmpint(pwrite(t.fd, &junk, 1, cfs_align_up(CFS_META_END, BS) + 40),
+                    ==, 1);
+    g_assert_true(cfs_check(&t.io, true, &res, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(res.corruptions, >, 0);
+    g_assert_cmpuint(res.torn_bytes, ==, 0);
+    g_assert_cmpuint(res.versions, ==, 3);
+    cfs_check_result_clear(&res);
+    g_assert_cmpuint(test_file_size(&t), ==, len);
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 3);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/*
  * Random bit flips anywhere in the log: whatever version opens, every byte
  * read equals that version's content or the read fails — never a wrong
  * byte — and check reports something.
@@ -305,6 +377,9 @@ int main(int argc, char **argv)
     g_test_add_func("/recovery/no-stale-resurrection",
                     test_no_stale_resurrection);
     g_test_add_func("/recovery/rot-after-flush", test_rot_after_flush);
+    g_test_add_func("/recovery/rot-vouched-later", test_rot_vouched_later);
+    g_test_add_func("/recovery/repair-keeps-log-past-damage",
+                    test_repair_keeps_log_past_damage);
     g_test_add_func("/recovery/bit-flips", test_bit_flips);
     g_test_add_func("/recovery/check-repair", test_check_repair);
     return g_test_run();
