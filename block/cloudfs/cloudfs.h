@@ -85,7 +85,7 @@ bool cfs_disk_create(const CfsIO *io, const CfsCreateOptions *opts,
  */
 CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
                        GError **errp);
-/* Resolve "@NAME" or "@NUMBER" to a version of an open disk */
+/* Resolve a snapshot name or a version number (without the '@') */
 bool cfs_disk_resolve_version(CfsDisk *disk, const char *spec,
                               uint64_t *version, GError **errp);
 /* Writes a checkpoint if the log grew since the last one (RDWR only) */
@@ -94,6 +94,7 @@ bool cfs_disk_close(CfsDisk *disk, GError **errp);
 void cfs_disk_free(CfsDisk *disk);
 
 /* --- Properties ---------------------------------------------------- */
+/* The superblock as on disk: little-endian fields */
 const CfsSuperblock *cfs_disk_superblock(CfsDisk *disk);
 const uint8_t *cfs_disk_id(CfsDisk *disk);
 uint32_t cfs_disk_block_size(CfsDisk *disk);
@@ -101,6 +102,8 @@ uint64_t cfs_disk_size(CfsDisk *disk);
 uint64_t cfs_disk_version(CfsDisk *disk);
 const uint8_t *cfs_disk_version_id(CfsDisk *disk);
 bool cfs_disk_read_only(CfsDisk *disk);
+/* Opened at a version older than the head (always read-only) */
+bool cfs_disk_historical(CfsDisk *disk);
 bool cfs_disk_has_parent(CfsDisk *disk);
 uint64_t cfs_disk_log_end(CfsDisk *disk);     /* file offset of log end */
 uint64_t cfs_disk_live_bytes(CfsDisk *disk);  /* data the head maps */

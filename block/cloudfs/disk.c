@@ -273,6 +273,11 @@ bool cfs_disk_read_only(CfsDisk *disk)
     return !disk->writable;
 }
 
+bool cfs_disk_historical(CfsDisk *disk)
+{
+    return disk->historical;
+}
+
 bool cfs_disk_has_parent(CfsDisk *disk)
 {
     return GUINT64_FROM_LE(disk->sb.incompat_features) & CFS_INCOMPAT_PARENT;

@@ -1,0 +1,222 @@
+/*
+ * cloudfs block driver: image creation (qemu-img create, blockdev-create).
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-visit-block-core.h"
+#include "qobject/qdict.h"
+#include "qapi/qobject-input-visitor.h"
+#include "qemu/option.h"
+#include "block/qdict.h"
+#include "system/block-backend.h"
+#include "cloudfs-int.h"
+
+/* CfsIO on a BlockBackend, for the image being created */
+static int blk_io_pread(void *opaque, void *buf, size_t len, uint64_t offset)
+{
+    int ret = blk_pread(opaque, offset, len, buf, 0);
+
+    return ret < 0 ? ret : 0;
+}
+
+static int blk_io_pwritev(void *opaque, const struct iovec *iov, int iovcnt,
+                          uint64_t offset)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        int ret = blk_pwrite(opaque, offset, iov[i].iov_len, iov[i].iov_base,
+                             0);
+
+        if (ret < 0) {
+            return ret;
+        }
+        offset += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static int blk_io_flush(void *opaque)
+{
+    return blk_flush(opaque);
+}
+
+static int blk_io_truncate(void *opaque, uint64_t size)
+{
+    return blk_truncate(opaque, size, false, PREALLOC_MODE_OFF, 0, NULL);
+}
+
+static int64_t blk_io_size(void *opaque)
+{
+    return blk_getlength(opaque);
+}
+
+/*
+ * Fill in the parent of a branch from its backing file: a cloudfs image,
+ * at its current version.
+ */
+static int coroutine_fn
+cloudfs_branch_parent(const char *backing_file, CfsCreateOptions *copts,
+                      Error **errp)
+{
+    g_autoptr(GError) gerr = NULL;
+    BlockBackend *blk;
+    QDict *options = qdict_new();
+    BlockDriverState *bs;
+    BDRVCloudfsState *ps;
+    int ret = 0;
+
+    qdict_put_str(options, "driver", "cloudfs");
+    blk = blk_co_new_open(backing_file, NULL, options, BDRV_O_NO_BACKING,
+                          errp);
+    if (!blk) {
+        error_prepend(errp, "cannot open the parent of the branch: ");
+        return -EINVAL;
+    }
+    bs = blk_bs(blk);
+    ps = bs->opaque;
+    copts->has_parent = true;
+    memcpy(copts->parent_disk_id, cfs_disk_id(ps->disk), CFS_ID_LEN);
+    copts->parent_version = cfs_disk_version(ps->disk);
+    memcpy(copts->parent_version_id, cfs_disk_version_id(ps->disk),
+           CFS_ID_LEN);
+    if (!copts->size) {
+        copts->size = cfs_disk_size(ps->disk);
+    }
+    blk_co_unref(blk);
+    (void)gerr;
+    return ret;
+}
+
+int coroutine_fn GRAPH_UNLOCKED
+cloudfs_co_create(BlockdevCreateOptions *opts, Error **errp)
+{
+    BlockdevCreateOptionsCloudfs *o = &opts->u.cloudfs;
+    g_autoptr(GError) gerr = NULL;
+    CfsCreateOptions copts = {
+        .size = o->size,
+        .block_size = o->has_block_size ? o->block_size : 0,
+    };
+    BlockDriverState *bs;
+    BlockBackend *blk;
+    uint8_t id[CFS_ID_LEN];
+    CfsIO io;
+    int ret;
+
+    assert(opts->driver == BLOCKDEV_DRIVER_CLOUDFS);
+    if (o->backing_file) {
+        if (o->has_backing_fmt && o->backing_fmt != BLOCKDEV_DRIVER_CLOUDFS) {
+            error_setg(errp, "the parent of a cloudfs branch must be a "
+                       "cloudfs image");
+            return -EINVAL;
+        }
+        ret = cloudfs_branch_parent(o->backing_file, &copts, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        copts.parent_hint = o->backing_file;
+    }
+    bs = bdrv_co_open_blockdev_ref(o->file, errp);
+    if (!bs) {
+        return -EIO;
+    }
+    blk = blk_co_new_with_bs(bs, BLK_PERM_WRITE | BLK_PERM_RESIZE,
+                             BLK_PERM_ALL, errp);
+    if (!blk) {
+        ret = -EPERM;
+        goto out;
+    }
+    blk_set_allow_write_beyond_eof(blk, true);
+    /* start from an empty file, as the core requires */
+    ret = blk_co_truncate(blk, 0, true, PREALLOC_MODE_OFF, 0, errp);
+    if (ret < 0) {
+        goto out_blk;
+    }
+    io = (CfsIO) {
+        .opaque = blk, .pread = blk_io_pread, .pwritev = blk_io_pwritev,
+        .flush = blk_io_flush, .truncate = blk_io_truncate,
+        .size = blk_io_size,
+    };
+    if (!cfs_disk_create(&io, &copts, id, &gerr)) {
+        ret = cloudfs_error(g_steal_pointer(&gerr), errp);
+        goto out_blk;
+    }
+    ret = 0;
+out_blk:
+    blk_co_unref(blk);
+out:
+    bdrv_co_unref(bs);
+    return ret;
+}
+
+int coroutine_fn GRAPH_UNLOCKED
+cloudfs_co_create_opts(BlockDriver *drv, const char *filename,
+                       QemuOpts *opts, Error **errp)
+{
+    BlockdevCreateOptions *create_options = NULL;
+    QDict *qdict;
+    Visitor *v;
+    BlockDriverState *bs = NULL;
+    int ret;
+
+    qdict = qemu_opts_to_qdict_filtered(opts, NULL, &cloudfs_create_opts,
+                                        true);
+    ret = bdrv_co_create_file(filename, opts, errp);
+    if (ret < 0) {
+        goto done;
+    }
+    bs = bdrv_co_open(filename, NULL, NULL,
+                      BDRV_O_RDWR | BDRV_O_RESIZE | BDRV_O_PROTOCOL, errp);
+    if (!bs) {
+        ret = -EIO;
+        goto done;
+    }
+    qdict_put_str(qdict, "driver", "cloudfs");
+    qdict_put_str(qdict, "file", bs->node_name);
+    v = qobject_input_visitor_new_flat_confused(qdict, errp);
+    if (!v) {
+        ret = -EINVAL;
+        goto done;
+    }
+    visit_type_BlockdevCreateOptions(v, NULL, &create_options, errp);
+    visit_free(v);
+    if (!create_options) {
+        ret = -EINVAL;
+        goto done;
+    }
+    ret = cloudfs_co_create(create_options, errp);
+done:
+    qobject_unref(qdict);
+    bdrv_co_unref(bs);
+    qapi_free_BlockdevCreateOptions(create_options);
+    return ret;
+}
+
+QemuOptsList cloudfs_create_opts = {
+    .name = "cloudfs-create-opts",
+    .head = QTAILQ_HEAD_INITIALIZER(cloudfs_create_opts.head),
+    .desc = {
+        {
+            .name = BLOCK_OPT_SIZE,
+            .type = QEMU_OPT_SIZE,
+            .help = "Virtual disk size"
+        },
+        {
+            .name = "block-size",
+            .type = QEMU_OPT_SIZE,
+            .help = "Block size (power of two, 512 to 65536; default 4096)"
+        },
+        {
+            .name = BLOCK_OPT_BACKING_FILE,
+            .type = QEMU_OPT_STRING,
+            .help = "Parent image of a branch (a cloudfs image)"
+        },
+        {
+            .name = BLOCK_OPT_BACKING_FMT,
+            .type = QEMU_OPT_STRING,
+            .help = "Format of the parent (cloudfs)"
+        },
+        { /* end of list */ }
+    }
+};

@@ -1,0 +1,69 @@
+/*
+ * cloudfs block driver: state shared by block/cloudfs*.c
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef BLOCK_CLOUDFS_INT_H
+#define BLOCK_CLOUDFS_INT_H
+
+#include "block/block_int.h"
+#include "qemu/coroutine.h"
+#include "qemu/queue.h"
+#include "qemu/units.h"
+#include "cloudfs/cloudfs.h"
+
+/* Appends whose data write may be in flight at once */
+#define CLOUDFS_MAX_INFLIGHT    4
+/* Largest guest request; a batch stays below CFS_MAX_CHAIN_PAYLOAD */
+#define CLOUDFS_MAX_TRANSFER    (16 * MiB)
+
+typedef struct CloudfsWriteReq {
+    CfsWrite write;             /* iov points into the guest's qiov */
+    Coroutine *co;
+    int ret;
+    bool done;
+    QSIMPLEQ_ENTRY(CloudfsWriteReq) next;
+} CloudfsWriteReq;
+
+typedef struct BDRVCloudfsState {
+    CfsDisk *disk;
+    CfsIO io;                   /* the core's I/O, on bs->file */
+    BlockDriverState *bs;
+
+    /*
+     * Every call into the core runs under this lock; the data I/O of reads
+     * and of appends runs outside it.  Log bytes never change once
+     * written, so a mapping taken under the lock stays valid while the
+     * lock is dropped to read the data it points at.
+     */
+    CoMutex lock;
+    QSIMPLEQ_HEAD(, CloudfsWriteReq) queue;     /* waiting for a batch */
+    CoQueue batch_done;         /* queued writers wait here */
+    unsigned inflight;          /* batches between prepare and settle */
+    bool flushing;              /* a flush waits for the in-flight ones */
+} BDRVCloudfsState;
+
+extern BlockDriver bdrv_cloudfs;
+
+/* block/cloudfs-io.c: the core's CfsIO on a BdrvChild */
+void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs);
+/* Turn a core error into an errno and an Error */
+int cloudfs_error(GError *gerr, Error **errp);
+
+/* block/cloudfs-snapshot.c */
+int cloudfs_snapshot_create(BlockDriverState *bs, QEMUSnapshotInfo *sn_info);
+int cloudfs_snapshot_goto(BlockDriverState *bs, const char *snapshot_id);
+int cloudfs_snapshot_delete(BlockDriverState *bs, const char *snapshot_id,
+                            const char *name, Error **errp);
+int cloudfs_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_tab);
+
+/* block/cloudfs-create.c */
+int coroutine_fn GRAPH_UNLOCKED
+cloudfs_co_create(BlockdevCreateOptions *opts, Error **errp);
+int coroutine_fn GRAPH_UNLOCKED
+cloudfs_co_create_opts(BlockDriver *drv, const char *filename,
+                       QemuOpts *opts, Error **errp);
+extern QemuOptsList cloudfs_create_opts;
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * cloudfs block driver: the format core's CfsIO on bs->file.
+ *
+ * The core calls these for its metadata I/O (record headers, checkpoints,
+ * the superblock), both from coroutines (the request paths) and from the
+ * main loop (open, close, snapshot commands); the generated mixed wrappers
+ * handle both.  Guest data never goes through here.
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "block/block-io.h"
+#include "cloudfs-int.h"
+
+/*
+ * The core runs under the caller's graph read lock (the request paths
+ * hold it, the main loop may take it), but TSA cannot follow a call
+ * through the CfsIO function pointers, hence TSA_NO_TSA below.
+ */
+static int cloudfs_io_pread(void *opaque, void *buf, size_t len,
+                            uint64_t offset) TSA_NO_TSA
+{
+    BDRVCloudfsState *s = opaque;
+    int ret = bdrv_pread(s->bs->file, offset, len, buf, 0);
+
+    return ret < 0 ? ret : 0;
+}
+
+static int cloudfs_io_pwritev(void *opaque, const struct iovec *iov,
+                              int iovcnt, uint64_t offset) TSA_NO_TSA
+{
+    BDRVCloudfsState *s = opaque;
+
+    if (qemu_in_coroutine()) {
+        QEMUIOVector qiov;
+
+        qemu_iovec_init_external(&qiov, (struct iovec *)iov, iovcnt);
+        return bdrv_co_pwritev(s->bs->file, offset, qiov.size, &qiov, 0);
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        int ret = bdrv_pwrite(s->bs->file, offset, iov[i].iov_len,
+                              iov[i].iov_base, 0);
+
+        if (ret < 0) {
+            return ret;
+        }
+        offset += iov[i].iov_len;
+    }
+    return 0;
+}
+
+static int cloudfs_io_flush(void *opaque) TSA_NO_TSA
+{
+    BDRVCloudfsState *s = opaque;
+
+    return bdrv_flush(s->bs->file->bs);
+}
+
+static int cloudfs_io_truncate(void *opaque, uint64_t size) TSA_NO_TSA
+{
+    BDRVCloudfsState *s = opaque;
+
+    return bdrv_truncate(s->bs->file, size, false, PREALLOC_MODE_OFF, 0,
+                         NULL);
+}
+
+static int64_t cloudfs_io_size(void *opaque) TSA_NO_TSA
+{
+    BDRVCloudfsState *s = opaque;
+
+    return bdrv_getlength(s->bs->file->bs);
+}
+
+void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs)
+{
+    s->bs = bs;
+    s->io = (CfsIO) {
+        .opaque = s,
+        .pread = cloudfs_io_pread,
+        .pwritev = cloudfs_io_pwritev,
+        .flush = cloudfs_io_flush,
+        .truncate = cloudfs_io_truncate,
+        .size = cloudfs_io_size,
+    };
+}
+
+int cloudfs_error(GError *gerr, Error **errp)
+{
+    int ret;
+
+    switch (gerr->code) {
+    case CFS_ERROR_NOT_CFS:
+    case CFS_ERROR_UNSUPPORTED:
+        ret = -ENOTSUP;
+        break;
+    case CFS_ERROR_INVALID:
+    case CFS_ERROR_MISMATCH:
+        ret = -EINVAL;
+        break;
+    case CFS_ERROR_NOT_FOUND:
+        ret = -ENOENT;
+        break;
+    case CFS_ERROR_READ_ONLY:
+        ret = -EACCES;
+        break;
+    case CFS_ERROR_EXISTS:
+        ret = -EEXIST;
+        break;
+    default:
+        ret = -EIO;
+        break;
+    }
+    error_setg(errp, "%s", gerr->message);
+    g_error_free(gerr);
+    return ret;
+}

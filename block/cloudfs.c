@@ -1,0 +1,684 @@
+/*
+ * cloudfs block driver: log-structured, versioned, branchable images.
+ *
+ * The format core (block/cloudfs/) decides where data goes and keeps the
+ * metadata; this driver moves guest data with vectored I/O straight from
+ * and to the guest's buffers, and batches concurrent writes into one log
+ * append (group commit).
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-visit-block-core.h"
+#include "qobject/qdict.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/memalign.h"
+#include "qemu/module.h"
+#include "qemu/option.h"
+#include "block/block-io.h"
+#include "block/qdict.h"
+#include "system/block-backend.h"
+#include "cloudfs-int.h"
+#include "trace.h"
+
+#define CLOUDFS_OPT_VERSION "version"
+
+static QemuOptsList cloudfs_runtime_opts = {
+    .name = "cloudfs",
+    .head = QTAILQ_HEAD_INITIALIZER(cloudfs_runtime_opts.head),
+    .desc = {
+        {
+            .name = CLOUDFS_OPT_VERSION,
+            .type = QEMU_OPT_STRING,
+            .help = "Open this version (number or snapshot name) read-only",
+        },
+        { /* end of list */ }
+    },
+};
+
+static int cloudfs_probe(const uint8_t *buf, int buf_size,
+                         const char *filename)
+{
+    if (buf_size >= CFS_MAGIC_LEN &&
+        memcmp(buf, CFS_MAGIC, CFS_MAGIC_LEN) == 0) {
+        return 100;
+    }
+    return 0;
+}
+
+/*
+ * A branch's backing file is its parent at exactly the version it was
+ * branched from; tell the block layer to open it that way.
+ */
+static void cloudfs_set_backing(BlockDriverState *bs, CfsDisk *disk)
+{
+    const CfsSuperblock *sb = cfs_disk_superblock(disk);
+    g_autofree char *hint = NULL;
+
+    if (!cfs_disk_has_parent(disk)) {
+        return;
+    }
+    hint = g_strndup(sb->parent_hint, GUINT16_FROM_LE(sb->parent_hint_len));
+    pstrcpy(bs->auto_backing_file, sizeof(bs->auto_backing_file), hint);
+    pstrcpy(bs->backing_file, sizeof(bs->backing_file), hint);
+    pstrcpy(bs->backing_format, sizeof(bs->backing_format), "cloudfs");
+}
+
+static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
+                        Error **errp)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    QemuOpts *opts;
+    const char *version_spec;
+    uint64_t version = CFS_VERSION_HEAD;
+    int ret;
+
+    ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    opts = qemu_opts_create(&cloudfs_runtime_opts, NULL, 0, &error_abort);
+    if (!qemu_opts_absorb_qdict(opts, options, errp)) {
+        qemu_opts_del(opts);
+        return -EINVAL;
+    }
+    version_spec = qemu_opt_get(opts, CLOUDFS_OPT_VERSION);
+
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+
+    qemu_co_mutex_init(&s->lock);
+    qemu_co_queue_init(&s->batch_done);
+    QSIMPLEQ_INIT(&s->queue);
+    cloudfs_io_init(s, bs);
+
+    if (version_spec) {
+        /* resolve a tag or number against the head, then reopen there */
+        CfsDisk *head = cfs_disk_open(&s->io, 0, CFS_VERSION_HEAD, &gerr);
+
+        if (!head || !cfs_disk_resolve_version(head, version_spec, &version,
+                                               &gerr)) {
+            cfs_disk_free(head);
+            qemu_opts_del(opts);
+            return cloudfs_error(g_steal_pointer(&gerr), errp);
+        }
+        if (version == cfs_disk_version(head)) {
+            version = CFS_VERSION_HEAD;
+        }
+        cfs_disk_free(head);
+    }
+    qemu_opts_del(opts);
+    if (version != CFS_VERSION_HEAD && (flags & BDRV_O_RDWR)) {
+        error_setg(errp, "version %s of a cloudfs image is a historical "
+                   "version and can only be opened read-only", version_spec);
+        return -EACCES;
+    }
+    s->disk = cfs_disk_open(&s->io, (flags & BDRV_O_RDWR) ? CFS_OPEN_RDWR : 0,
+                            version, &gerr);
+    if (!s->disk) {
+        return cloudfs_error(g_steal_pointer(&gerr), errp);
+    }
+    bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
+    cloudfs_set_backing(bs, s->disk);
+    return 0;
+}
+
+static void cloudfs_refresh_limits(BlockDriverState *bs, Error **errp)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    uint32_t block_size = cfs_disk_block_size(s->disk);
+
+    /* the index maps whole blocks: QEMU does read-modify-write for us */
+    bs->bl.request_alignment = block_size;
+    bs->bl.pwrite_zeroes_alignment = block_size;
+    bs->bl.pdiscard_alignment = block_size;
+    bs->bl.max_transfer = CLOUDFS_MAX_TRANSFER;
+}
+
+static int cloudfs_reopen_prepare(BDRVReopenState *state,
+                                  BlockReopenQueue *queue, Error **errp)
+{
+    BDRVCloudfsState *s = state->bs->opaque;
+
+    if ((state->flags & BDRV_O_RDWR) && cfs_disk_read_only(s->disk)) {
+        /* reopen the head writable; a historical version cannot be */
+        g_autoptr(GError) gerr = NULL;
+        CfsDisk *rw;
+
+        if (cfs_disk_version(s->disk) != CFS_VERSION_HEAD &&
+            cfs_disk_superblock(s->disk) &&
+            !cfs_disk_read_only(s->disk)) {
+            return 0;
+        }
+        rw = cfs_disk_open(&s->io, CFS_OPEN_RDWR, CFS_VERSION_HEAD, &gerr);
+        if (!rw) {
+            return cloudfs_error(g_steal_pointer(&gerr), errp);
+        }
+        if (cfs_disk_version(rw) != cfs_disk_version(s->disk)) {
+            cfs_disk_free(rw);
+            error_setg(errp, "a historical version of a cloudfs image cannot "
+                       "be reopened read-write");
+            return -EACCES;
+        }
+        state->opaque = rw;
+    }
+    return 0;
+}
+
+static void cloudfs_reopen_commit(BDRVReopenState *state)
+{
+    BDRVCloudfsState *s = state->bs->opaque;
+
+    if (state->opaque) {
+        cfs_disk_free(s->disk);
+        s->disk = state->opaque;
+        state->opaque = NULL;
+    }
+}
+
+static void cloudfs_reopen_abort(BDRVReopenState *state)
+{
+    cfs_disk_free(state->opaque);
+    state->opaque = NULL;
+}
+
+static void cloudfs_close(BlockDriverState *bs)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+
+    if (s->disk && !cfs_disk_close(s->disk, &gerr)) {
+        /* nothing is lost: the log is complete without the checkpoint */
+        warn_report("cloudfs: no checkpoint written at close: %s",
+                    gerr->message);
+    }
+    s->disk = NULL;
+}
+
+/* --- reads ------------------------------------------------------------ */
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       QEMUIOVector *qiov, size_t qiov_offset,
+                       BdrvRequestFlags flags)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    int ret = 0;
+
+    qemu_co_mutex_lock(&s->lock);
+    while (bytes > 0) {
+        g_autoptr(GError) gerr = NULL;
+        CfsMapping m;
+
+        if (!cfs_disk_map(s->disk, offset, bytes, &m, &gerr)) {
+            ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+            break;
+        }
+        switch (m.kind) {
+        case CFS_MAP_UNALLOCATED:
+            if (bs->backing) {
+                qemu_co_mutex_unlock(&s->lock);
+                /* reads past the parent's end come back as zeros */
+                ret = bdrv_co_preadv_part(bs->backing, offset, m.length, qiov,
+                                          qiov_offset, 0);
+                qemu_co_mutex_lock(&s->lock);
+                break;
+            }
+            /* fall through */
+        case CFS_MAP_ZERO:
+            qemu_iovec_memset(qiov, qiov_offset, 0, m.length);
+            break;
+        case CFS_MAP_DATA: {
+            QEMUIOVector slice;
+
+            qemu_co_mutex_unlock(&s->lock);
+            ret = bdrv_co_preadv_part(bs->file, m.log_offset, m.length, qiov,
+                                      qiov_offset, 0);
+            qemu_co_mutex_lock(&s->lock);
+            if (ret < 0) {
+                break;
+            }
+            /* never hand the guest a block that does not match its
+             * checksum: a rotten block is an I/O error */
+            qemu_iovec_init_slice(&slice, qiov, qiov_offset, m.length);
+            if (!cfs_disk_verify(s->disk, &m, 0, slice.iov, slice.niov,
+                                 m.length, &gerr)) {
+                error_report("cloudfs: %s", gerr->message);
+                ret = -EIO;
+            }
+            qemu_iovec_destroy(&slice);
+            break;
+        }
+        }
+        if (ret < 0) {
+            break;
+        }
+        offset += m.length;
+        bytes -= m.length;
+        qiov_offset += m.length;
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* --- writes: group commit --------------------------------------------- */
+
+/*
+ * Write an append's iovec, in pieces when it is longer than IOV_MAX (a
+ * batch of guest requests split around zero blocks can be).
+ */
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_write_append(BlockDriverState *bs, CfsAppend *a)
+{
+    int iovcnt;
+    const struct iovec *iov = cfs_append_iov(a, &iovcnt);
+    uint64_t offset = cfs_append_offset(a);
+
+    while (iovcnt > 0) {
+        int n = MIN(iovcnt, IOV_MAX);
+        QEMUIOVector qiov;
+        int ret;
+
+        qemu_iovec_init_external(&qiov, (struct iovec *)iov, n);
+        ret = bdrv_co_pwritev(bs->file, offset, qiov.size, &qiov, 0);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += qiov.size;
+        iov += n;
+        iovcnt -= n;
+    }
+    return 0;
+}
+
+/*
+ * Take every queued request (up to the record size limit) into one
+ * append.  Called with the lock held; returns with it held.
+ */
+static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(GArray) writes = g_array_new(FALSE, FALSE, sizeof(CfsWrite));
+    g_autoptr(GPtrArray) reqs = g_ptr_array_new();
+    uint64_t payload = 0;
+    CfsAppendState state;
+    CfsAppend *a;
+    int ret;
+
+    while (!QSIMPLEQ_EMPTY(&s->queue)) {
+        CloudfsWriteReq *req = QSIMPLEQ_FIRST(&s->queue);
+
+        if (reqs->len && payload + req->write.length > CFS_MAX_CHAIN_PAYLOAD) {
+            break;
+        }
+        QSIMPLEQ_REMOVE_HEAD(&s->queue, next);
+        payload += req->write.iov ? req->write.length : 0;
+        g_array_append_val(writes, req->write);
+        g_ptr_array_add(reqs, req);
+    }
+    a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data, writes->len,
+                           &gerr);
+    if (!a) {
+        error_report("cloudfs: %s", gerr->message);
+        ret = -EIO;
+        goto out;
+    }
+    s->inflight++;
+    trace_cloudfs_append(bs, cfs_append_version(a), reqs->len,
+                         cfs_append_offset(a));
+
+    /* the data write needs no metadata: other batches go on meanwhile */
+    qemu_co_mutex_unlock(&s->lock);
+    ret = cloudfs_write_append(bs, a);
+    qemu_co_mutex_lock(&s->lock);
+
+    state = cfs_append_complete(s->disk, a, ret);
+    /* versions are applied in order: wait for the earlier batches */
+    while (state == CFS_APPEND_PENDING) {
+        qemu_co_queue_wait(&s->batch_done, &s->lock);
+        state = cfs_append_state(a);
+    }
+    cfs_append_free(a);
+    s->inflight--;
+    ret = state == CFS_APPEND_APPLIED ? 0 : (ret < 0 ? ret : -EIO);
+out:
+    for (guint i = 0; i < reqs->len; i++) {
+        CloudfsWriteReq *req = reqs->pdata[i];
+
+        req->ret = ret;
+        req->done = true;
+    }
+    qemu_co_queue_restart_all(&s->batch_done);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                 QEMUIOVector *qiov, size_t qiov_offset)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    QEMUIOVector slice;
+    CloudfsWriteReq req = {
+        .write = { .offset = offset, .length = bytes },
+        .co = qemu_coroutine_self(),
+    };
+
+    if (qiov) {
+        qemu_iovec_init_slice(&slice, qiov, qiov_offset, bytes);
+        req.write.iov = slice.iov;
+        req.write.iovcnt = slice.niov;
+    }
+    qemu_co_mutex_lock(&s->lock);
+    QSIMPLEQ_INSERT_TAIL(&s->queue, &req, next);
+    /*
+     * Whoever finds a free append slot leads a batch of everything queued
+     * so far; the others wait.  While appends are in flight requests pile
+     * up, so the next batch carries many of them in one log write.
+     */
+    while (!req.done) {
+        if (s->inflight < CLOUDFS_MAX_INFLIGHT && !s->flushing) {
+            cloudfs_lead_batch(bs);
+        } else {
+            qemu_co_queue_wait(&s->batch_done, &s->lock);
+        }
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    if (qiov) {
+        qemu_iovec_destroy(&slice);
+    }
+    return req.ret;
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_pwritev_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        QEMUIOVector *qiov, size_t qiov_offset,
+                        BdrvRequestFlags flags)
+{
+    return cloudfs_co_write(bs, offset, bytes, qiov, qiov_offset);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         BdrvRequestFlags flags)
+{
+    /* a ZERO extent: no data stored, and never the parent's data */
+    return cloudfs_co_write(bs, offset, bytes, NULL, 0);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    /* discarded ranges read as zeros; garbage collection frees them */
+    return cloudfs_co_write(bs, offset, bytes, NULL, 0);
+}
+
+/* Wait until no batch is in flight; holds the lock on return */
+static void coroutine_fn cloudfs_quiesce(BDRVCloudfsState *s)
+{
+    qemu_co_mutex_lock(&s->lock);
+    s->flushing = true;
+    while (s->inflight > 0) {
+        qemu_co_queue_wait(&s->batch_done, &s->lock);
+    }
+}
+
+static void coroutine_fn cloudfs_unquiesce(BDRVCloudfsState *s)
+{
+    s->flushing = false;
+    qemu_co_queue_restart_all(&s->batch_done);
+    qemu_co_mutex_unlock(&s->lock);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_flush_to_os(BlockDriverState *bs)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    int ret = 0;
+
+    if (cfs_disk_read_only(s->disk)) {
+        return 0;
+    }
+    cloudfs_quiesce(s);
+    /* flushes the file, and checkpoints when the log has grown enough */
+    if (!cfs_disk_flush(s->disk, &gerr)) {
+        ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+    }
+    trace_cloudfs_flush(bs, cfs_disk_version(s->disk), ret);
+    cloudfs_unquiesce(s);
+    return ret;
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                    PreallocMode prealloc, BdrvRequestFlags flags,
+                    Error **errp)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    int ret = 0;
+
+    if (prealloc != PREALLOC_MODE_OFF) {
+        error_setg(errp, "cloudfs images do not support preallocation");
+        return -ENOTSUP;
+    }
+    if (offset % cfs_disk_block_size(s->disk)) {
+        error_setg(errp, "the size of a cloudfs image must be a multiple of "
+                   "its %u-byte block size", cfs_disk_block_size(s->disk));
+        return -EINVAL;
+    }
+    cloudfs_quiesce(s);
+    if (!cfs_disk_resize(s->disk, offset, &gerr)) {
+        ret = cloudfs_error(g_steal_pointer(&gerr), errp);
+    } else if ((flags & BDRV_REQ_ZERO_WRITE) &&
+               offset > bs->total_sectors * BDRV_SECTOR_SIZE) {
+        /* a grown branch must not show its parent in the new range */
+        uint64_t old = bs->total_sectors * BDRV_SECTOR_SIZE;
+
+        if (!cfs_disk_write_zeroes(s->disk, old, offset - old, &gerr)) {
+            ret = cloudfs_error(g_steal_pointer(&gerr), errp);
+        }
+    }
+    cloudfs_unquiesce(s);
+    return ret;
+}
+
+/* --- status and information -------------------------------------------- */
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_block_status(BlockDriverState *bs, bool want_zero,
+                        int64_t offset, int64_t bytes, int64_t *pnum,
+                        int64_t *map, BlockDriverState **file)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    uint32_t block_size;
+    CfsMapping m;
+    int ret;
+
+    qemu_co_mutex_lock(&s->lock);
+    block_size = cfs_disk_block_size(s->disk);
+    /* the block layer aligns to request_alignment; be safe at the end */
+    bytes = QEMU_ALIGN_UP(bytes, block_size);
+    bytes = MIN(bytes, (int64_t)(cfs_disk_size(s->disk) - offset));
+    if (!cfs_disk_map(s->disk, offset, bytes, &m, &gerr)) {
+        qemu_co_mutex_unlock(&s->lock);
+        return cloudfs_error(g_steal_pointer(&gerr), NULL);
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    *pnum = m.length;
+    switch (m.kind) {
+    case CFS_MAP_DATA:
+        *map = m.log_offset;
+        *file = bs->file->bs;
+        ret = BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+        break;
+    case CFS_MAP_ZERO:
+        ret = BDRV_BLOCK_ZERO;
+        break;
+    default:
+        ret = 0;    /* unallocated: the backing chain decides */
+        break;
+    }
+    return ret;
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVCloudfsState *s = bs->opaque;
+
+    bdi->cluster_size = cfs_disk_block_size(s->disk);
+    bdi->is_dirty = false;
+    return 0;
+}
+
+static void hex_id(const uint8_t *id, char **out)
+{
+    char hex[41];
+
+    cfs_id_to_hex(id, hex);
+    *out = g_strdup(hex);
+}
+
+static ImageInfoSpecific *cloudfs_get_specific_info(BlockDriverState *bs,
+                                                    Error **errp)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    const CfsSuperblock *sb = cfs_disk_superblock(s->disk);
+    ImageInfoSpecific *spec = g_new0(ImageInfoSpecific, 1);
+    ImageInfoSpecificCloudfs *info = g_new0(ImageInfoSpecificCloudfs, 1);
+
+    spec->type = IMAGE_INFO_SPECIFIC_KIND_CLOUDFS;
+    spec->u.cloudfs.data = info;
+    hex_id(cfs_disk_id(s->disk), &info->disk_id);
+    info->version = cfs_disk_version(s->disk);
+    hex_id(cfs_disk_version_id(s->disk), &info->version_id);
+    info->read_only_version = cfs_disk_historical(s->disk);
+    info->block_size = cfs_disk_block_size(s->disk);
+    info->log_bytes = cfs_disk_log_end(s->disk) -
+                      GUINT64_FROM_LE(sb->log_start);
+    info->live_bytes = cfs_disk_live_bytes(s->disk);
+    info->extent_count = cfs_disk_extent_count(s->disk);
+    if (cfs_disk_has_parent(s->disk)) {
+        CloudfsParentInfo *p = g_new0(CloudfsParentInfo, 1);
+
+        hex_id(sb->parent_disk_id, &p->disk_id);
+        p->version = GUINT64_FROM_LE(sb->parent_version);
+        hex_id(sb->parent_version_id, &p->version_id);
+        p->hint = g_strndup(sb->parent_hint,
+                            GUINT16_FROM_LE(sb->parent_hint_len));
+        info->parent = p;
+    }
+    return spec;
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_check(BlockDriverState *bs, BdrvCheckResult *result,
+                 BdrvCheckMode fix)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    CfsCheckResult res;
+    bool repair = fix & (BDRV_FIX_LEAKS | BDRV_FIX_ERRORS);
+    uint32_t block_size = cfs_disk_block_size(s->disk);
+
+    qemu_co_mutex_lock(&s->lock);
+    if (!cfs_check(&s->io, repair, &res, &gerr)) {
+        qemu_co_mutex_unlock(&s->lock);
+        result->check_errors++;
+        error_report("cloudfs: %s", gerr->message);
+        return -EIO;
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    for (guint i = 0; i < res.messages->len; i++) {
+        fprintf(stderr, "%s\n", (char *)res.messages->pdata[i]);
+    }
+    /* a torn tail is a leak: harmless bytes after the log */
+    if (res.repaired) {
+        result->leaks_fixed += DIV_ROUND_UP(res.torn_bytes, block_size);
+    } else {
+        result->leaks += DIV_ROUND_UP(res.torn_bytes, block_size);
+    }
+    result->corruptions += res.corruptions;
+    result->image_end_offset = res.log_end;
+    result->bfi.total_clusters = DIV_ROUND_UP(cfs_disk_size(s->disk),
+                                              block_size);
+    result->bfi.allocated_clusters = res.live_bytes / block_size;
+    cfs_check_result_clear(&res);
+    return 0;
+}
+
+static int GRAPH_RDLOCK cloudfs_has_zero_init(BlockDriverState *bs)
+{
+    /* unwritten ranges read as zeros (or the parent's, handled above) */
+    return 1;
+}
+
+static void cloudfs_join_options(QDict *options, QDict *old_options)
+{
+    if (!qdict_haskey(options, CLOUDFS_OPT_VERSION) &&
+        qdict_haskey(old_options, CLOUDFS_OPT_VERSION)) {
+        qdict_put_str(options, CLOUDFS_OPT_VERSION,
+                      qdict_get_str(old_options, CLOUDFS_OPT_VERSION));
+    }
+}
+
+static const char *const cloudfs_strong_runtime_opts[] = {
+    CLOUDFS_OPT_VERSION,
+    NULL
+};
+
+BlockDriver bdrv_cloudfs = {
+    .format_name                = "cloudfs",
+    .instance_size              = sizeof(BDRVCloudfsState),
+    .bdrv_probe                 = cloudfs_probe,
+    .bdrv_open                  = cloudfs_open,
+    .bdrv_close                 = cloudfs_close,
+    .bdrv_reopen_prepare        = cloudfs_reopen_prepare,
+    .bdrv_reopen_commit         = cloudfs_reopen_commit,
+    .bdrv_reopen_abort          = cloudfs_reopen_abort,
+    .bdrv_join_options          = cloudfs_join_options,
+    .bdrv_child_perm            = bdrv_default_perms,
+    .bdrv_co_create_opts        = cloudfs_co_create_opts,
+    .bdrv_co_create             = cloudfs_co_create,
+    .bdrv_has_zero_init         = cloudfs_has_zero_init,
+    .bdrv_co_block_status       = cloudfs_co_block_status,
+
+    .bdrv_co_preadv_part        = cloudfs_co_preadv_part,
+    .bdrv_co_pwritev_part       = cloudfs_co_pwritev_part,
+    .bdrv_co_flush_to_os        = cloudfs_co_flush_to_os,
+
+    .bdrv_co_pwrite_zeroes      = cloudfs_co_pwrite_zeroes,
+    .bdrv_co_pdiscard           = cloudfs_co_pdiscard,
+    .bdrv_co_truncate           = cloudfs_co_truncate,
+
+    .bdrv_snapshot_create       = cloudfs_snapshot_create,
+    .bdrv_snapshot_goto         = cloudfs_snapshot_goto,
+    .bdrv_snapshot_delete       = cloudfs_snapshot_delete,
+    .bdrv_snapshot_list         = cloudfs_snapshot_list,
+    .bdrv_co_get_info           = cloudfs_co_get_info,
+    .bdrv_get_specific_info     = cloudfs_get_specific_info,
+
+    .is_format                  = true,
+    .supports_backing           = true,
+
+    .bdrv_refresh_limits        = cloudfs_refresh_limits,
+
+    .create_opts                = &cloudfs_create_opts,
+    .strong_runtime_opts        = cloudfs_strong_runtime_opts,
+    .bdrv_co_check              = cloudfs_co_check,
+};
+
+static void bdrv_cloudfs_init(void)
+{
+    bdrv_register(&bdrv_cloudfs);
+}
+
+block_init(bdrv_cloudfs_init);
