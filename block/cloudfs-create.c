@@ -160,8 +160,18 @@ cloudfs_co_create_opts(BlockDriver *drv, const char *filename,
     BlockDriverState *bs = NULL;
     int ret;
 
+    static const QDictRenames opt_renames[] = {
+        { BLOCK_OPT_BACKING_FILE, "backing-file" },
+        { BLOCK_OPT_BACKING_FMT, "backing-fmt" },
+        { NULL, NULL },
+    };
+
     qdict = qemu_opts_to_qdict_filtered(opts, NULL, &cloudfs_create_opts,
                                         true);
+    if (!qdict_rename_keys(qdict, opt_renames, errp)) {
+        ret = -EINVAL;
+        goto done;
+    }
     ret = bdrv_co_create_file(filename, opts, errp);
     if (ret < 0) {
         goto done;

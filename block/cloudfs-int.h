@@ -22,6 +22,7 @@ typedef struct CloudfsWriteReq {
     CfsWrite write;             /* iov points into the guest's qiov */
     Coroutine *co;
     int ret;
+    bool taken;                 /* a leader has put it in a batch */
     bool done;
     QSIMPLEQ_ENTRY(CloudfsWriteReq) next;
 } CloudfsWriteReq;

@@ -14,6 +14,7 @@
 #include "qapi/qapi-visit-block-core.h"
 #include "qobject/qdict.h"
 #include "qemu/cutils.h"
+#include "qobject/qjson.h"
 #include "qemu/error-report.h"
 #include "qemu/memalign.h"
 #include "qemu/module.h"
@@ -51,19 +52,44 @@ static int cloudfs_probe(const uint8_t *buf, int buf_size,
 
 /*
  * A branch's backing file is its parent at exactly the version it was
- * branched from; tell the block layer to open it that way.
+ * branched from, whatever the parent's head is now: the backing file name
+ * QEMU opens says so, in a json: name with the version option.
  */
 static void cloudfs_set_backing(BlockDriverState *bs, CfsDisk *disk)
 {
     const CfsSuperblock *sb = cfs_disk_superblock(disk);
     g_autofree char *hint = NULL;
+    g_autofree char *path = NULL;
+    g_autoptr(GString) json = NULL;
+    char version[32];
+    QDict *opts, *file;
 
     if (!cfs_disk_has_parent(disk)) {
         return;
     }
     hint = g_strndup(sb->parent_hint, GUINT16_FROM_LE(sb->parent_hint_len));
-    pstrcpy(bs->auto_backing_file, sizeof(bs->auto_backing_file), hint);
-    pstrcpy(bs->backing_file, sizeof(bs->backing_file), hint);
+    if (strstart(hint, "json:", NULL) || strchr(hint, ':')) {
+        /* not a plain file name: let the block layer take it as it is */
+        pstrcpy(bs->auto_backing_file, sizeof(bs->auto_backing_file), hint);
+    } else {
+        path = bdrv_get_full_backing_filename_from_filename(bs->filename,
+                                                            hint, NULL);
+        file = qdict_new();
+        qdict_put_str(file, "driver", "file");
+        qdict_put_str(file, "filename", path ?: hint);
+        opts = qdict_new();
+        qdict_put_str(opts, "driver", "cloudfs");
+        snprintf(version, sizeof(version), "%" PRIu64,
+                 (uint64_t)GUINT64_FROM_LE(sb->parent_version));
+        qdict_put_str(opts, "version", version);
+        qdict_put(opts, "file", file);
+        json = qobject_to_json(QOBJECT(opts));
+        qobject_unref(opts);
+        snprintf(bs->auto_backing_file, sizeof(bs->auto_backing_file),
+                 "json:%s", json->str);
+    }
+    pstrcpy(bs->backing_file, sizeof(bs->backing_file),
+            bs->auto_backing_file);
     pstrcpy(bs->backing_format, sizeof(bs->backing_format), "cloudfs");
 }
 
@@ -73,7 +99,7 @@ static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
     QemuOpts *opts;
-    const char *version_spec;
+    g_autofree char *version_spec = NULL;
     uint64_t version = CFS_VERSION_HEAD;
     int ret;
 
@@ -86,7 +112,7 @@ static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
         qemu_opts_del(opts);
         return -EINVAL;
     }
-    version_spec = qemu_opt_get(opts, CLOUDFS_OPT_VERSION);
+    version_spec = g_strdup(qemu_opt_get(opts, CLOUDFS_OPT_VERSION));
 
     GRAPH_RDLOCK_GUARD_MAINLOOP();
 
@@ -319,6 +345,7 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
             break;
         }
         QSIMPLEQ_REMOVE_HEAD(&s->queue, next);
+        req->taken = true;
         payload += req->write.iov ? req->write.length : 0;
         g_array_append_val(writes, req->write);
         g_ptr_array_add(reqs, req);
@@ -382,7 +409,8 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
      * up, so the next batch carries many of them in one log write.
      */
     while (!req.done) {
-        if (s->inflight < CLOUDFS_MAX_INFLIGHT && !s->flushing) {
+        if (!req.taken && s->inflight < CLOUDFS_MAX_INFLIGHT &&
+            !s->flushing) {
             cloudfs_lead_batch(bs);
         } else {
             qemu_co_queue_wait(&s->batch_done, &s->lock);
