@@ -4,7 +4,7 @@
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build check demo clean
+.PHONY: all deps build qemu check demo clean
 
 all: build
 
@@ -26,7 +26,12 @@ build: deps build/main/build.ninja
 	@mkdir -p build/bin
 	@ln -sf ../main/tools/cloudfs build/bin/cloudfs
 
-check: build build/asan/build.ninja build/fuzz/build.ninja
+# QEMU 10.0.2 with the cloudfs drivers: fetched, patched and built by
+# scripts/build-qemu.sh (incremental after the first time)
+qemu: deps
+	scripts/build-qemu.sh
+
+check: build qemu build/asan/build.ninja build/fuzz/build.ninja
 	ninja -C build/asan
 	meson configure build/fuzz -Dfuzz_seconds=$(FUZZ_SECONDS)
 	ninja -C build/fuzz

@@ -150,6 +150,71 @@ out:
     return ret;
 }
 
+/*
+ * qemu-img create -f cloudfs cloudfs:NEW: the new disk's name is its id,
+ * which only exists once it is created, so the image is made under a
+ * temporary name in the store and renamed to ID.cfs; the id is printed.
+ */
+static int coroutine_fn
+cloudfs_store_create(QemuOpts *opts, Error **errp)
+{
+    g_autoptr(GError) gerr = NULL;
+    g_autofree char *store = qemu_opt_get_del(opts, "store");
+    g_autofree char *backing = qemu_opt_get_del(opts, BLOCK_OPT_BACKING_FILE);
+    g_autofree char *tmp = NULL;
+    g_autofree char *final = NULL;
+    g_autofree char *name = NULL;
+    CfsCreateOptions copts = {
+        .size = qemu_opt_get_size_del(opts, BLOCK_OPT_SIZE, 0),
+        .block_size = qemu_opt_get_size_del(opts, "block-size", 0),
+    };
+    uint8_t id[CFS_ID_LEN];
+    char hex[41];
+    CfsIO io;
+    int fd, ret;
+
+    if (backing) {
+        ret = cloudfs_branch_parent(backing, &copts, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        copts.parent_hint = backing;
+    }
+    if (!store) {
+        store = g_strdup(CFS_STORE_DEFAULT);
+    }
+    if (g_mkdir_with_parents(store, 0700) < 0) {
+        error_setg_errno(errp, errno, "cannot create the store %s", store);
+        return -errno;
+    }
+    tmp = g_build_filename(store, ".new-XXXXXX", NULL);
+    fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot create a disk in %s", store);
+        return -errno;
+    }
+    cfs_io_init_fd(&io, &fd);
+    if (!cfs_disk_create(&io, &copts, id, &gerr)) {
+        close(fd);
+        unlink(tmp);
+        return cloudfs_error(g_steal_pointer(&gerr), errp);
+    }
+    close(fd);
+    cfs_id_to_hex(id, hex);
+    name = g_strdup_printf("%s.cfs", hex);
+    final = g_build_filename(store, name, NULL);
+    if (rename(tmp, final) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, errno, "cannot name the new disk %s", final);
+        unlink(tmp);
+        return ret;
+    }
+    /* the caller needs the id to use the disk: cloudfs:ID */
+    printf("%s\n", hex);
+    fflush(stdout);
+    return 0;
+}
+
 int coroutine_fn GRAPH_UNLOCKED
 cloudfs_co_create_opts(BlockDriver *drv, const char *filename,
                        QemuOpts *opts, Error **errp)
@@ -160,6 +225,11 @@ cloudfs_co_create_opts(BlockDriver *drv, const char *filename,
     BlockDriverState *bs = NULL;
     int ret;
 
+    if (g_str_equal(filename, "cloudfs:NEW") ||
+        g_str_equal(filename, "cloudfs:new")) {
+        return cloudfs_store_create(opts, errp);
+    }
+
     static const QDictRenames opt_renames[] = {
         { BLOCK_OPT_BACKING_FILE, "backing-file" },
         { BLOCK_OPT_BACKING_FMT, "backing-fmt" },
@@ -168,6 +238,7 @@ cloudfs_co_create_opts(BlockDriver *drv, const char *filename,
 
     qdict = qemu_opts_to_qdict_filtered(opts, NULL, &cloudfs_create_opts,
                                         true);
+    qdict_del(qdict, "store");     /* only for cloudfs:NEW */
     if (!qdict_rename_keys(qdict, opt_renames, errp)) {
         ret = -EINVAL;
         goto done;
@@ -221,6 +292,12 @@ QemuOptsList cloudfs_create_opts = {
             .name = BLOCK_OPT_BACKING_FILE,
             .type = QEMU_OPT_STRING,
             .help = "Parent image of a branch (a cloudfs image)"
+        },
+        {
+            .name = "store",
+            .type = QEMU_OPT_STRING,
+            .help = "Store directory for cloudfs:NEW (default "
+                    CFS_STORE_DEFAULT ")"
         },
         {
             .name = BLOCK_OPT_BACKING_FMT,

@@ -46,6 +46,18 @@ typedef struct BDRVCloudfsState {
 } BDRVCloudfsState;
 
 extern BlockDriver bdrv_cloudfs;
+extern BlockDriver bdrv_cloudfs_store;
+
+typedef struct BDRVCloudfsStoreState {
+    char *version;              /* from cloudfs:ID@VERSION, or NULL */
+} BDRVCloudfsStoreState;
+
+/* block/cloudfs-store.c */
+/* The version asked for in cloudfs:ID@VERSION if bs is a store node */
+const char *cloudfs_store_version(BlockDriverState *bs);
+/* Path of the image of the disk whose id starts with prefix */
+char *cloudfs_store_resolve(const char *store, const char *prefix,
+                            Error **errp);
 
 /* block/cloudfs-io.c: the core's CfsIO on a BdrvChild */
 void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs);

@@ -112,7 +112,8 @@ static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
         qemu_opts_del(opts);
         return -EINVAL;
     }
-    version_spec = g_strdup(qemu_opt_get(opts, CLOUDFS_OPT_VERSION));
+    version_spec = g_strdup(qemu_opt_get(opts, CLOUDFS_OPT_VERSION) ?:
+                            cloudfs_store_version(bs->file->bs));
 
     GRAPH_RDLOCK_GUARD_MAINLOOP();
 
@@ -212,6 +213,46 @@ static void cloudfs_reopen_abort(BDRVReopenState *state)
     state->opaque = NULL;
 }
 
+/*
+ * Migration: the source stops writing (a last checkpoint so that the
+ * destination opens fast), the destination rereads the log the source
+ * wrote before it takes over.
+ */
+static int GRAPH_RDLOCK cloudfs_inactivate(BlockDriverState *bs)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+
+    if (!cfs_disk_read_only(s->disk) && !cfs_disk_checkpoint(s->disk, &gerr)) {
+        error_report("cloudfs: %s", gerr->message);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void coroutine_fn GRAPH_RDLOCK
+cloudfs_co_invalidate_cache(BlockDriverState *bs, Error **errp)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    unsigned flags = cfs_disk_read_only(s->disk) ? 0 : CFS_OPEN_RDWR;
+    uint64_t version = cfs_disk_historical(s->disk) ?
+                       cfs_disk_version(s->disk) : CFS_VERSION_HEAD;
+    CfsDisk *fresh;
+
+    qemu_co_mutex_lock(&s->lock);
+    fresh = cfs_disk_open(&s->io, flags, version, &gerr);
+    if (!fresh) {
+        qemu_co_mutex_unlock(&s->lock);
+        cloudfs_error(g_steal_pointer(&gerr), errp);
+        return;
+    }
+    cfs_disk_free(s->disk);
+    s->disk = fresh;
+    bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
+    qemu_co_mutex_unlock(&s->lock);
+}
+
 static void cloudfs_close(BlockDriverState *bs)
 {
     BDRVCloudfsState *s = bs->opaque;
@@ -219,7 +260,10 @@ static void cloudfs_close(BlockDriverState *bs)
 
     GRAPH_RDLOCK_GUARD_MAINLOOP();
 
-    if (s->disk && !cfs_disk_close(s->disk, &gerr)) {
+    if (s->disk && (bs->open_flags & BDRV_O_INACTIVE)) {
+        /* another process owns the image now: write nothing */
+        cfs_disk_free(s->disk);
+    } else if (s->disk && !cfs_disk_close(s->disk, &gerr)) {
         /* nothing is lost: the log is complete without the checkpoint */
         warn_report("cloudfs: no checkpoint written at close: %s",
                     gerr->message);
@@ -698,6 +742,8 @@ BlockDriver bdrv_cloudfs = {
     .supports_backing           = true,
 
     .bdrv_refresh_limits        = cloudfs_refresh_limits,
+    .bdrv_co_invalidate_cache   = cloudfs_co_invalidate_cache,
+    .bdrv_inactivate            = cloudfs_inactivate,
 
     .create_opts                = &cloudfs_create_opts,
     .strong_runtime_opts        = cloudfs_strong_runtime_opts,

@@ -5,6 +5,8 @@
 #   scripts/build-qemu.sh                    full build: tools + qemu-system-x86_64
 #   QEMU_TOOLS_ONLY=1 scripts/build-qemu.sh  only qemu-img, qemu-io, qemu-nbd,
 #                                            qemu-storage-daemon (much faster)
+#   (qemu-iotests' `check` refuses to run without a qemu-system-* binary in the
+#   build dir, so running iotests needs the full build once.)
 #
 # Where the QEMU source comes from (first that is set wins):
 #   QEMU_SRC=/path/to/qemu-10.0.2    an unpacked QEMU 10.0.x source tree (not modified;
@@ -19,8 +21,9 @@
 #   1. checks the build dependencies; if some are missing and we are root, runs
 #      scripts/install-qemu-deps.sh (set QEMU_NO_INSTALL_DEPS=1 to fail instead);
 #   2. prepares $BUILD/qemu-src: unpack/copy the pristine source into a staging dir,
-#      apply patches/qemu-10.0/*.patch in order (patch -p1 --forward --fuzz=0; a hunk that does
-#      not apply is a hard error), copy our files in, then sync the staging dir into
+#      apply patches/qemu-10.0/*.patch in order (patch -p1 --forward --fuzz=0: a hunk
+#      that does not apply exactly is a hard error; a patch already present in a
+#      QEMU_SRC tree is skipped), copy our files in, then sync the staging dir into
 #      qemu-src by content (rsync -c) so unchanged files keep their mtimes and ninja
 #      rebuilds only what really changed.  A stamp (source id + patch checksums + list
 #      of our files) skips all of this when nothing changed; then only the contents of
@@ -34,7 +37,8 @@
 #      patches/qemu-10.0/ for that;
 #   3. configures $BUILD/qemu-build once (again only if the configure arguments
 #      change): --target-list=x86_64-softmmu --python=/usr/bin/python3
-#      --disable-install-blobs --disable-docs --disable-download, ccache, and
+#      --disable-install-blobs --disable-docs --disable-download --enable-werror,
+#      ccache, and
 #      --enable-fuse / --enable-linux-aio / --enable-linux-io-uring when available;
 #   4. builds the binaries with nice'd ninja and links them into $BUILD/bin/;
 #   5. links Debian's firmware (seabios, qemu-system-data, ipxe-qemu) into
@@ -54,6 +58,7 @@
 #   QEMU_JOBS             ninja -j (default: nproc)
 #   QEMU_NICE             nice level for configure/ninja (default 10)
 #   QEMU_CCACHE=0         do not use ccache
+#   QEMU_WERROR=0         do not configure with --enable-werror (default: on)
 #   QEMU_CONFIGURE_EXTRA  extra arguments for QEMU's configure (word-split)
 #   QEMU_NO_INSTALL_DEPS=1  never run apt; fail if a dependency is missing
 #   QEMU_SMOKE=0          skip the smoke tests at the end
@@ -78,6 +83,7 @@ log()  { printf 'build-qemu: %s\n' "$*" >&2; }
 die()  { printf 'build-qemu: ERROR: %s\n' "$*" >&2; exit 1; }
 step() { STEP_NAME="$1"; STEP_START=$SECONDS; log "== $1"; }
 step_done() { log "   ${STEP_NAME} took $((SECONDS - STEP_START))s"; }
+# shellcheck disable=SC2154
 trap 'rc=$?; [ $rc -eq 0 ] || printf "build-qemu: ERROR: failed (exit %s) during: %s\n" "$rc" "${STEP_NAME:-startup}" >&2' EXIT
 
 case "${1:-}" in
@@ -347,6 +353,10 @@ if [ "${QEMU_CCACHE:-1}" != 0 ] && command -v ccache >/dev/null 2>&1; then
     export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$BUILD}"
     export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 fi
+# Release tarballs build QEMU without -Werror; we want warnings in our glue (e.g. a
+# BlockDriver callback with the wrong prototype) to stop the build.  QEMU 10.0.2
+# itself builds warning-free with Debian 12's gcc 12.
+[ "${QEMU_WERROR:-1}" = 1 ] && CONF_ARGS+=(--enable-werror)
 pkg-config --exists fuse3 2>/dev/null && CONF_ARGS+=(--enable-fuse)
 [ -f /usr/include/libaio.h ] && CONF_ARGS+=(--enable-linux-aio)
 pkg-config --exists liburing 2>/dev/null && CONF_ARGS+=(--enable-linux-io-uring)

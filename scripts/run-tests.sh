@@ -36,9 +36,49 @@ for line in open(sys.argv[1]):
 ' "$log")
 }
 
+# qemu-iotests through QEMU's own ./check, in TAP mode
+iotests=build/qemu-build/tests/qemu-iotests
+run_iotests() {  # description, test names...
+    local what=$1
+    shift
+    echo "=== $what"
+    local out
+    out=$(cd "$iotests" && ./check -tap -cloudfs "$@" 2>&1)
+    echo "$out" | grep -E '^(not )?ok ' || true
+    local n=0
+    while read -r line; do
+        n=$((n + 1))
+        case $line in
+            "ok "*"# SKIP"*) skipped=$((skipped + 1)) ;;
+            "ok "*) passed=$((passed + 1)) ;;
+            "not ok "*) failed=$((failed + 1)); failures+=("$what: ${line#not ok }") ;;
+        esac
+    done < <(echo "$out" | grep -E '^(not )?ok ')
+    if [ "$n" -eq 0 ]; then
+        echo "$out" | tail -20
+        failed=$((failed + 1)); failures+=("$what: ./check ran no test")
+    fi
+}
+
+named_iotests() {
+    ls tests/qemu-iotests/tests | grep -v '\.out$'
+}
+
+# QEMU's generic iotests, less those listed (with the reason) in
+# tests/qemu-iotests/generic-excluded.txt
+generic_iotests() {
+    local src=build/qemu-src/tests/qemu-iotests
+    grep -lE "_supported_fmt.*generic|supported_fmts=\['generic'\]" \
+        "$src"/[0-9]* "$src"/tests/* 2>/dev/null | xargs -n1 basename |
+        grep -vxF -f <(sed -e 's/[[:space:]]*#.*//' -e '/^$/d' \
+                       tests/qemu-iotests/generic-excluded.txt)
+}
+
 run_suite build/main "plain build: unit and CLI tests"
 run_suite build/asan "ASan+UBSan build: unit and CLI tests"
 run_suite build/fuzz "libFuzzer run" --suite fuzz
+run_iotests "cloudfs iotests" $(named_iotests)
+run_iotests "QEMU's generic iotests on cloudfs" $(generic_iotests)
 
 if ! python3 -m docutils --halt=warning docs/format.rst /dev/null; then
     failed=$((failed + 1)); failures+=("docs/format.rst does not render cleanly")

@@ -58,6 +58,10 @@ typedef struct CfsIO {
 
 typedef struct CfsDisk CfsDisk;
 
+/* Where a host keeps its disks, as ID.cfs files (QEMU's cloudfs:ID, the
+ * replicator); every user of a store can point elsewhere */
+#define CFS_STORE_DEFAULT   "/var/lib/cloudfs/store"
+
 /* Open flags */
 #define CFS_OPEN_RDWR       (1u << 0)
 
