@@ -181,7 +181,7 @@ cloudfs_store_create(QemuOpts *opts, Error **errp)
         copts.parent_hint = backing;
     }
     if (!store) {
-        store = g_strdup(CFS_STORE_DEFAULT);
+        store = g_strdup(g_getenv(CFS_STORE_ENV) ?: CFS_STORE_DEFAULT);
     }
     if (g_mkdir_with_parents(store, 0700) < 0) {
         error_setg_errno(errp, errno, "cannot create the store %s", store);

@@ -122,7 +122,8 @@ static int cloudfs_store_open(BlockDriverState *bs, QDict *options, int flags,
         ret = -EINVAL;
         goto out;
     }
-    store = qemu_opt_get(opts, STORE_OPT_STORE) ?: CFS_STORE_DEFAULT;
+    store = qemu_opt_get(opts, STORE_OPT_STORE) ?: g_getenv(CFS_STORE_ENV) ?:
+            CFS_STORE_DEFAULT;
     if (!qemu_opt_get(opts, STORE_OPT_ID)) {
         error_setg(errp, "cloudfs-store needs the disk id");
         ret = -EINVAL;

@@ -78,6 +78,12 @@ run_suite build/main "plain build: unit and CLI tests"
 run_suite build/asan "ASan+UBSan build: unit and CLI tests"
 run_suite build/fuzz "libFuzzer run" --suite fuzz
 run_iotests "cloudfs iotests" $(named_iotests)
+echo "=== VM test: a guest on cloudfs"
+if tests/vm/boot-cloudfs.sh build; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); failures+=("VM test: tests/vm/boot-cloudfs.sh")
+fi
 run_iotests "QEMU's generic iotests on cloudfs" $(generic_iotests)
 
 if ! python3 -m docutils --halt=warning docs/format.rst /dev/null; then

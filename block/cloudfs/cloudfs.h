@@ -59,8 +59,9 @@ typedef struct CfsIO {
 typedef struct CfsDisk CfsDisk;
 
 /* Where a host keeps its disks, as ID.cfs files (QEMU's cloudfs:ID, the
- * replicator); every user of a store can point elsewhere */
+ * replicator): the store option, else $CLOUDFS_STORE, else this */
 #define CFS_STORE_DEFAULT   "/var/lib/cloudfs/store"
+#define CFS_STORE_ENV       "CLOUDFS_STORE"
 
 /* Open flags */
 #define CFS_OPEN_RDWR       (1u << 0)

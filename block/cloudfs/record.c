@@ -7,9 +7,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <string.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <xxhash.h>
 #include "internal.h"
 
@@ -32,24 +29,46 @@ uint64_t cfs_block_checksum(const void *block, uint32_t block_size,
     return XXH3_64bits_withSeed(block, block_size, index);
 }
 
+/*
+ * GLib's SHA-256 and HMAC: the core links into QEMU (GPLv2), where
+ * OpenSSL's licence is a problem, and a header is a few hundred bytes, so
+ * an accelerated implementation would not be noticed.
+ */
 static void record_mac(const CfsSuperblock *sb, const uint8_t *buf,
                        uint32_t header_len, uint8_t mac[CFS_MAC_LEN])
 {
-    uint8_t full[EVP_MAX_MD_SIZE];
-    unsigned int full_len = 0;
+    GHmac *hmac = g_hmac_new(G_CHECKSUM_SHA256, sb->secret, CFS_SECRET_LEN);
+    uint8_t full[32];
+    gsize full_len = sizeof(full);
 
-    HMAC(EVP_sha256(), sb->secret, CFS_SECRET_LEN, buf + CFS_MAC_LEN,
-         header_len - CFS_MAC_LEN, full, &full_len);
+    g_hmac_update(hmac, buf + CFS_MAC_LEN, header_len - CFS_MAC_LEN);
+    g_hmac_get_digest(hmac, full, &full_len);
+    g_hmac_unref(hmac);
     memcpy(mac, full, CFS_MAC_LEN);
 }
 
 static void record_id(const uint8_t *buf, uint32_t header_len,
                       uint8_t id[CFS_ID_LEN])
 {
-    uint8_t digest[SHA256_DIGEST_LENGTH];
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    uint8_t digest[32];
+    gsize digest_len = sizeof(digest);
 
-    SHA256(buf + CFS_MAC_LEN, header_len - CFS_MAC_LEN, digest);
+    g_checksum_update(sum, buf + CFS_MAC_LEN, header_len - CFS_MAC_LEN);
+    g_checksum_get_digest(sum, digest, &digest_len);
+    g_checksum_free(sum);
     memcpy(id, digest, CFS_ID_LEN);
+}
+
+/* Constant time, so a MAC check leaks nothing through timing */
+static bool mac_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t diff = 0;
+
+    for (int i = 0; i < CFS_MAC_LEN; i++) {
+        diff |= a[i] ^ b[i];
+    }
+    return diff == 0;
 }
 
 void cfs_record_seal(const CfsSuperblock *sb, uint8_t *buf, uint16_t type,
@@ -228,7 +247,7 @@ bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
         return false;
     }
     record_mac(sb, r->buf, header_len, mac);
-    if (CRYPTO_memcmp(mac, h.mac, CFS_MAC_LEN) != 0) {
+    if (!mac_equal(mac, h.mac)) {
         cfs_record_clear(r);
         return corrupt(errp, at, "header checksum mismatch");
     }

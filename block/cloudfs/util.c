@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 #include "internal.h"
 
 G_DEFINE_QUARK(cloudfs-error-quark, cfs_error)
@@ -32,10 +32,16 @@ uint64_t cfs_now_ns(void)
 
 void cfs_random_bytes(void *buf, size_t len)
 {
-    if (RAND_bytes(buf, len) != 1) {
-        /* OpenSSL's CSPRNG failing is not recoverable: ids and secrets
-         * must never be predictable */
-        g_error("cloudfs: OpenSSL RAND_bytes failed");
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = getrandom((uint8_t *)buf + done, len - done, 0);
+
+        if (n < 0 && errno != EINTR) {
+            /* ids and secrets must never be predictable: no fallback */
+            g_error("cloudfs: getrandom failed: %s", g_strerror(errno));
+        }
+        done += n > 0 ? n : 0;
     }
 }
 
