@@ -71,6 +71,10 @@ int cloudfs_snapshot_delete(BlockDriverState *bs, const char *snapshot_id,
                             const char *name, Error **errp);
 int cloudfs_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_tab);
 
+/* block/cloudfs-measure.c */
+BlockMeasureInfo *cloudfs_measure(QemuOpts *opts, BlockDriverState *in_bs,
+                                  Error **errp);
+
 /* block/cloudfs-create.c */
 int coroutine_fn GRAPH_UNLOCKED
 cloudfs_co_create(BlockdevCreateOptions *opts, Error **errp);

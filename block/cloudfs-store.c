@@ -136,7 +136,10 @@ static int cloudfs_store_open(BlockDriverState *bs, QDict *options, int flags,
         goto out;
     }
     s->version = g_strdup(qemu_opt_get(opts, STORE_OPT_VERSION));
-    bdrv_open_child(path, NULL, "file", bs, &child_of_bds,
+    /* the image file's bytes, never probed: the format goes on top of us */
+    qdict_put_str(options, "file.driver", "file");
+    qdict_put_str(options, "file.filename", path);
+    bdrv_open_child(NULL, options, "file", bs, &child_of_bds,
                     BDRV_CHILD_DATA | BDRV_CHILD_PRIMARY, false, errp);
     if (!bs->file) {
         ret = -EINVAL;

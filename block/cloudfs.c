@@ -735,6 +735,7 @@ BlockDriver bdrv_cloudfs = {
     .bdrv_snapshot_goto         = cloudfs_snapshot_goto,
     .bdrv_snapshot_delete       = cloudfs_snapshot_delete,
     .bdrv_snapshot_list         = cloudfs_snapshot_list,
+    .bdrv_measure               = cloudfs_measure,
     .bdrv_co_get_info           = cloudfs_co_get_info,
     .bdrv_get_specific_info     = cloudfs_get_specific_info,
 

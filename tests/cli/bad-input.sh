@@ -7,9 +7,6 @@
 # exist, writes to a past version, and exporting an image onto itself.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 cfs create d.cfs 1M >/dev/null
 put data.raw 0 4096

@@ -8,9 +8,6 @@
 # missing or wrong parent is a clear error.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 MiB=$((1024 * 1024))
 SIZE=$((4 * MiB))

@@ -9,9 +9,6 @@
 # readable.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 MiB=$((1024 * 1024))
 

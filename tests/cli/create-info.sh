@@ -5,9 +5,6 @@
 # and space after writes, at the head and at past versions.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 # A new disk: the printed id is 40 hex digits, the base version id is it
 expect_status 0 "$CLOUDFS" create d.cfs 64M

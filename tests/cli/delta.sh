@@ -10,9 +10,6 @@
 # nothing, and never leaves a broken image.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 MiB=$((1024 * 1024))
 

@@ -5,9 +5,6 @@
 # and that asking for help about nothing known is a usage error.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 declare -A synopsis=(
     [create]="cloudfs create [--block-size N] [--parent PATH[@VERSION|@TAG]] PATH [SIZE]"

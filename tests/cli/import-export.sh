@@ -8,9 +8,6 @@
 # the disk is refused without writing anything.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 MiB=$((1024 * 1024))
 DISK=$((16 * MiB))

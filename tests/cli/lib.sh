@@ -1,9 +1,12 @@
 # Helpers shared by the CLI tests; sourced by each test, not a test itself.
-# Usage: . lib.sh PATH-TO-cloudfs   (after the test has cd'ed into its
-# temporary directory)
+# Usage: . lib.sh PATH-TO-cloudfs
+# It makes a temporary directory, cds into it and removes it at exit.
 
 CLOUDFS=$(realpath "${1:?usage: $0 PATH-TO-cloudfs}")
 [[ -x $CLOUDFS ]] || { echo "not an executable: $CLOUDFS" >&2; exit 2; }
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP"
 
 fail() {
     echo "FAIL: $*" >&2

@@ -6,9 +6,6 @@
 # version number, and delete drops the name (and only the name).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$1"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cloudfs-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
 
 MiB=$((1024 * 1024))
 cfs create d.cfs 4M >/dev/null
