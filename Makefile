@@ -37,7 +37,7 @@ check: build qemu build/asan/build.ninja build/fuzz/build.ninja
 	ninja -C build/fuzz
 	scripts/run-tests.sh
 
-demo: build
+demo: build qemu
 	scripts/demo.sh
 
 clean:

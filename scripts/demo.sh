@@ -1,7 +1,9 @@
 #!/bin/bash
 # The cloudfs demo: a disk's life in versions.  Creates a disk, imports
 # data, snapshots it, writes more, reverts, and replicates it with deltas
-# to a second disk, showing the version ids as they go.
+# to a second disk, showing the version ids as they go; then QEMU: a disk
+# made in a store and seen by qemu-img, and a guest that boots from
+# cloudfs:ID, writes, is snapshotted, changes its disks and is reverted.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cfs=$top/build/bin/cloudfs
@@ -60,5 +62,18 @@ echo "replica.cfs  $(id_of replica.cfs)   (before the revert)"
 "$cfs" export-delta disk.cfs "$from" | "$cfs" apply-delta replica.cfs
 echo "replica.cfs  $(id_of replica.cfs)   (caught up)"
 run "$cfs" check replica.cfs
+
+step "QEMU: a disk in the store, by id"
+export CLOUDFS_STORE=$work/store
+id=$("$top/build/bin/qemu-img" create -f cloudfs cloudfs:NEW 1G | tail -1)
+echo "\$ qemu-img create -f cloudfs cloudfs:NEW 1G"
+echo "$id"
+run "$top/build/bin/qemu-io" -c "write -P 0x42 0 4M" "cloudfs:${id:0:8}"
+run "$top/build/bin/qemu-img" snapshot -c first "cloudfs:${id:0:8}"
+run "$top/build/bin/qemu-img" info --output=json "cloudfs:${id:0:8}"
+
+step "QEMU: a guest boots from cloudfs:ID, writes, is snapshotted, changes, reverts"
+run "$top/tests/vm/boot-cloudfs.sh" "$top/build"
+
 echo
 echo "demo files are in $work"
