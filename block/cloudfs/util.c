@@ -140,37 +140,40 @@ bool cfs_id_from_hex(const char *hex, uint8_t id[CFS_ID_LEN])
 bool cfs_parse_size(const char *text, uint64_t *bytes)
 {
     static const char units[] = "KMGTPE";
-    char *end;
+    g_autofree char *number = NULL;
+    const char *unit, *rest;
+    size_t digits;
     double value;
-    const char *unit;
     int shift = 0;
 
-    if (!text || !g_ascii_isdigit(text[0])) {
+    /* digits with at most one '.', then an optional unit: no signs, hex
+     * or exponents, which strtod alone would take */
+    digits = text ? strspn(text, "0123456789.") : 0;
+    if (digits == 0 || !g_ascii_isdigit(text[0]) ||
+        memchr(text, '.', digits) != memrchr(text, '.', digits)) {
         return false;
     }
-    errno = 0;
-    value = g_ascii_strtod(text, &end);
-    if (errno || end == text) {
-        return false;
-    }
-    if (*end) {
-        unit = strchr(units, g_ascii_toupper(*end));
+    number = g_strndup(text, digits);
+    value = g_ascii_strtod(number, NULL);
+    rest = text + digits;
+    if (*rest) {
+        unit = strchr(units, g_ascii_toupper(*rest));
         if (!unit) {
             return false;
         }
         shift = 10 * (unit - units + 1);
-        end++;
+        rest++;
         /* accept "10G", "10GB", "10GiB" */
-        if (*end == 'i' || *end == 'I') {
-            end++;
+        if (*rest == 'i' || *rest == 'I') {
+            rest++;
         }
-        if (*end == 'b' || *end == 'B') {
-            end++;
+        if (*rest == 'b' || *rest == 'B') {
+            rest++;
         }
-        if (*end) {
+        if (*rest) {
             return false;
         }
-    } else if (strchr(text, '.')) {
+    } else if (strchr(number, '.')) {
         return false;   /* a fraction of a byte is not a size */
     }
     value *= (double)(1ull << shift);

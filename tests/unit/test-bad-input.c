@@ -147,6 +147,9 @@ static void test_parse_size(void)
     g_assert_false(cfs_parse_size("G", &v));
     g_assert_false(cfs_parse_size("1.5", &v));
     g_assert_false(cfs_parse_size("99999999E", &v));
+    g_assert_false(cfs_parse_size("0x10", &v));
+    g_assert_false(cfs_parse_size("1e3", &v));
+    g_assert_false(cfs_parse_size("1.2.3G", &v));
 }
 
 static void test_ids(void)
