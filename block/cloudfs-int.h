@@ -71,6 +71,16 @@ int cloudfs_snapshot_delete(BlockDriverState *bs, const char *snapshot_id,
                             const char *name, Error **errp);
 int cloudfs_snapshot_list(BlockDriverState *bs, QEMUSnapshotInfo **psn_tab);
 
+/* block/cloudfs-rebase.c */
+int coroutine_fn GRAPH_RDLOCK
+cloudfs_co_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                               const char *backing_fmt);
+int GRAPH_RDLOCK
+cloudfs_amend_options(BlockDriverState *bs, QemuOpts *opts,
+                      BlockDriverAmendStatusCB *status_cb, void *cb_opaque,
+                      bool force, Error **errp);
+extern QemuOptsList cloudfs_amend_opts;
+
 /* block/cloudfs-measure.c */
 BlockMeasureInfo *cloudfs_measure(QemuOpts *opts, BlockDriverState *in_bs,
                                   Error **errp);

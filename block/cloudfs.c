@@ -693,15 +693,6 @@ static int GRAPH_RDLOCK cloudfs_has_zero_init(BlockDriverState *bs)
     return 1;
 }
 
-static void cloudfs_join_options(QDict *options, QDict *old_options)
-{
-    if (!qdict_haskey(options, CLOUDFS_OPT_VERSION) &&
-        qdict_haskey(old_options, CLOUDFS_OPT_VERSION)) {
-        qdict_put_str(options, CLOUDFS_OPT_VERSION,
-                      qdict_get_str(old_options, CLOUDFS_OPT_VERSION));
-    }
-}
-
 static const char *const cloudfs_strong_runtime_opts[] = {
     CLOUDFS_OPT_VERSION,
     NULL
@@ -716,7 +707,6 @@ BlockDriver bdrv_cloudfs = {
     .bdrv_reopen_prepare        = cloudfs_reopen_prepare,
     .bdrv_reopen_commit         = cloudfs_reopen_commit,
     .bdrv_reopen_abort          = cloudfs_reopen_abort,
-    .bdrv_join_options          = cloudfs_join_options,
     .bdrv_child_perm            = bdrv_default_perms,
     .bdrv_co_create_opts        = cloudfs_co_create_opts,
     .bdrv_co_create             = cloudfs_co_create,
@@ -741,12 +731,15 @@ BlockDriver bdrv_cloudfs = {
 
     .is_format                  = true,
     .supports_backing           = true,
+    .bdrv_co_change_backing_file = cloudfs_co_change_backing_file,
 
     .bdrv_refresh_limits        = cloudfs_refresh_limits,
     .bdrv_co_invalidate_cache   = cloudfs_co_invalidate_cache,
     .bdrv_inactivate            = cloudfs_inactivate,
 
     .create_opts                = &cloudfs_create_opts,
+    .amend_opts                 = &cloudfs_amend_opts,
+    .bdrv_amend_options         = cloudfs_amend_options,
     .strong_runtime_opts        = cloudfs_strong_runtime_opts,
     .bdrv_co_check              = cloudfs_co_check,
 };

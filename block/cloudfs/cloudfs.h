@@ -214,6 +214,14 @@ bool cfs_disk_flush(CfsDisk *disk, GError **errp);
 /* Write a checkpoint now (no append in flight) */
 bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp);
 
+/*
+ * Point a branch at another parent (QEMU's rebase), or make the disk
+ * standalone with has_parent false; only the parent fields of opts are
+ * used.  Rewrites the superblock in place, then flushes.
+ */
+bool cfs_disk_set_parent_ref(CfsDisk *disk, const CfsCreateOptions *opts,
+                             GError **errp);
+
 /* --- Metadata records (no append may be in flight) ------------------ */
 bool cfs_disk_resize(CfsDisk *disk, uint64_t new_size, GError **errp);
 

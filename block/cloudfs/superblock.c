@@ -240,6 +240,47 @@ bool cfs_disk_create(const CfsIO *io, const CfsCreateOptions *opts,
     return true;
 }
 
+bool cfs_disk_set_parent_ref(CfsDisk *disk, const CfsCreateOptions *opts,
+                             GError **errp)
+{
+    CfsSuperblock sb = disk->sb;
+    size_t hint_len = opts->parent_hint ? strlen(opts->parent_hint) : 0;
+    uint64_t incompat = GUINT64_FROM_LE(sb.incompat_features);
+
+    if (!cfs_disk_check_writable(disk, errp)) {
+        return false;
+    }
+    if (hint_len > CFS_PARENT_HINT_MAX) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                    "parent name is longer than %d bytes",
+                    CFS_PARENT_HINT_MAX);
+        return false;
+    }
+    memset(sb.parent_disk_id, 0, CFS_ID_LEN);
+    sb.parent_version = 0;
+    memset(sb.parent_version_id, 0, CFS_ID_LEN);
+    sb.parent_hint_len = 0;
+    memset(sb.parent_hint, 0, sizeof(sb.parent_hint));
+    incompat &= ~CFS_INCOMPAT_PARENT;
+    if (opts->has_parent) {
+        incompat |= CFS_INCOMPAT_PARENT;
+        memcpy(sb.parent_disk_id, opts->parent_disk_id, CFS_ID_LEN);
+        sb.parent_version = GUINT64_TO_LE(opts->parent_version);
+        memcpy(sb.parent_version_id, opts->parent_version_id, CFS_ID_LEN);
+        sb.parent_hint_len = GUINT16_TO_LE(hint_len);
+        memcpy(sb.parent_hint, opts->parent_hint, hint_len);
+    }
+    sb.incompat_features = GUINT64_TO_LE(incompat);
+    cfs_superblock_seal(&sb);
+    /* the one in-place metadata write of the format: see format.rst */
+    if (!cfs_superblock_write(&disk->io, &sb, errp) ||
+        !cfs_io_flush(&disk->io, errp)) {
+        return false;
+    }
+    disk->sb = sb;
+    return true;
+}
+
 bool cfs_disk_create_replica(const CfsIO *io, const CfsSuperblock *sb,
                              GError **errp)
 {
