@@ -139,9 +139,8 @@ static int cloudfs_store_open(BlockDriverState *bs, QDict *options, int flags,
     /* the image file's bytes, never probed: the format goes on top of us */
     qdict_put_str(options, "file.driver", "file");
     qdict_put_str(options, "file.filename", path);
-    bdrv_open_child(NULL, options, "file", bs, &child_of_bds,
-                    BDRV_CHILD_DATA | BDRV_CHILD_PRIMARY, false, errp);
-    if (!bs->file) {
+    if (!bdrv_open_child(NULL, options, "file", bs, &child_of_bds,
+                         BDRV_CHILD_DATA | BDRV_CHILD_PRIMARY, false, errp)) {
         ret = -EINVAL;
         goto out;
     }

@@ -107,6 +107,9 @@ static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
     if (ret < 0) {
         return ret;
     }
+
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+
     opts = qemu_opts_create(&cloudfs_runtime_opts, NULL, 0, &error_abort);
     if (!qemu_opts_absorb_qdict(opts, options, errp)) {
         qemu_opts_del(opts);
@@ -114,8 +117,6 @@ static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
     }
     version_spec = g_strdup(qemu_opt_get(opts, CLOUDFS_OPT_VERSION) ?:
                             cloudfs_store_version(bs->file->bs));
-
-    GRAPH_RDLOCK_GUARD_MAINLOOP();
 
     qemu_co_mutex_init(&s->lock);
     qemu_co_queue_init(&s->batch_done);

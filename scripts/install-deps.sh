@@ -7,6 +7,7 @@ packages=(
     build-essential meson ninja-build pkg-config git
     libglib2.0-dev libxxhash-dev libssl-dev libjson-glib-dev
     clang libclang-rt-14-dev        # fuzzing and sanitizers
+    clang-16                        # QEMU's -Wthread-safety needs clang >= 15
     python3 python3-docutils        # docs checks
 )
 
