@@ -4,7 +4,7 @@
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build qemu check demo clean
+.PHONY: all deps build qemu check demo bench clean
 
 all: build
 
@@ -39,6 +39,12 @@ check: build qemu build/asan/build.ninja build/fuzz/build.ninja
 
 demo: build qemu
 	scripts/demo.sh
+
+# cloudfs against qcow2 and raw on the same storage; rewrites
+# docs/performance.rst (bench/run.py --smoke for a quick pass)
+bench: build qemu
+	scripts/install-deps.sh bench
+	bench/run.py --doc
 
 clean:
 	rm -rf build/main build/asan build/fuzz build/bin

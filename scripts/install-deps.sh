@@ -11,6 +11,11 @@ packages=(
     python3 python3-docutils        # docs checks
 )
 
+# `install-deps.sh bench` adds what the benchmarks need
+if [ "${1:-}" = bench ]; then
+    packages+=(fio python3-matplotlib time)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -86,6 +86,16 @@ else
 fi
 run_iotests "QEMU's generic iotests on cloudfs" $(generic_iotests)
 
+# a smoke pass of the benchmarks (tiny sizes), only to keep them working
+echo "=== benchmark smoke pass"
+if scripts/install-deps.sh bench &&
+   python3 bench/run.py --smoke --out build/bench-smoke.json > build/bench-smoke.log 2>&1; then
+    passed=$((passed + 1))
+else
+    tail -20 build/bench-smoke.log
+    failed=$((failed + 1)); failures+=("benchmark smoke pass (build/bench-smoke.log)")
+fi
+
 # QEMU enables -Wthread-safety (graph lock, coroutine annotations) with
 # clang >= 15; a -Werror tools build with clang-16 checks the driver
 echo "=== clang-16 -Wthread-safety build of QEMU with cloudfs"

@@ -1,0 +1,129 @@
+"""Turn bench/run.py results into docs/performance.rst and a plot of IOPS
+against queue depth (matplotlib)."""
+import os
+import statistics
+
+
+def median(samples, key=None):
+    values = [s[key] if key else s for s in samples]
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt_num(v):
+    if v is None:
+        return "n/a"
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a is not None and b else "n/a"
+
+
+def table(title, rows, header):
+    out = [title, "~" * len(title), "", ".. list-table::", "   :header-rows: 1",
+           ""]
+    for i, row in enumerate([header] + rows):
+        out.append("   * - " + row[0])
+        out += ["     - " + c for c in row[1:]]
+    return out + [""]
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    depths = [1, 4, 16, 32]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for fmt in ("cloudfs", "qcow2", "raw"):
+        ys = []
+        for d in depths:
+            r = results.get("randwrite 4k QD%d, fresh" % d, {}).get(fmt)
+            ys.append(median(r, "iops") if r else float("nan"))
+        ax.plot(depths, ys, marker="o", label=fmt)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_xlabel("queue depth")
+    ax.set_ylabel("IOPS (4 KiB random writes, fresh image)")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def write(report, top):
+    res = report["results"]
+    m = report["machine"]
+    lines = ["================", "cloudfs performance", "================", ""]
+    lines[0] = lines[2] = "=" * len(lines[1])
+    lines += [
+        "Measured by ``%s`` on %s." % (report["command"], report["started"]),
+        "",
+        "Machine: %s, %d cores, %d GiB, Linux %s; images on %s." % (
+            m["cpu"], m["cores"], m["memory GiB"], m["kernel"],
+            m["filesystem"]),
+        "",
+        "cloudfs, qcow2 and raw images sit on the same file system and are",
+        "measured in the same run.  I/O goes through qemu-storage-daemon",
+        "(``cache.direct=on``, ``aio=io_uring``) exporting each image over",
+        "NBD on a Unix socket, driven by fio's ``nbd`` engine.  Every figure",
+        "is the median of the repetitions; the ratios are cloudfs's figure",
+        "over qcow2's and over raw's (above 1 is better for IOPS and MB/s,",
+        "below 1 is better for times and memory).  Reproduce with",
+        "``make bench`` (``bench/run.py --doc``).",
+        "",
+    ]
+    if report.get("smoke"):
+        lines += ["**These are smoke-test figures (tiny sizes, one run): "
+                  "they only show that the suite works.**", ""]
+    rows = []
+    for name, by_fmt in res.items():
+        if "cloudfs" not in by_fmt:
+            continue
+        sample = by_fmt["cloudfs"][0]
+        if isinstance(sample, dict):
+            c = median(by_fmt["cloudfs"], "iops")
+            q = median(by_fmt.get("qcow2", []), "iops") if "qcow2" in by_fmt else None
+            r = median(by_fmt.get("raw", []), "iops") if "raw" in by_fmt else None
+            rows.append([name + " (IOPS)", fmt_num(c), fmt_num(q), fmt_num(r),
+                         ratio(c, q), ratio(c, r)])
+    lines += table("I/O through NBD", rows,
+                   ["test", "cloudfs", "qcow2", "raw", "cloudfs/qcow2",
+                    "cloudfs/raw"])
+    rows = []
+    for name, by_fmt in res.items():
+        sample = by_fmt.get("cloudfs", [None])[0]
+        if isinstance(sample, dict) and sample.get("amplification") is not None \
+                and name.startswith("randwrite 4k QD") and "fresh" in name:
+            vals = [median(by_fmt[f], "amplification") if f in by_fmt else None
+                    for f in ("cloudfs", "qcow2", "raw")]
+            rows.append([name] + [fmt_num(v) for v in vals])
+    lines += table("Write amplification (bytes the image file grew per "
+                   "guest byte written)", rows,
+                   ["test", "cloudfs", "qcow2", "raw"])
+    rows = []
+    for name, by_fmt in res.items():
+        sample = by_fmt.get("cloudfs", [None])[0]
+        if isinstance(sample, dict):
+            continue
+        c = median(by_fmt.get("cloudfs", []))
+        q = median(by_fmt["qcow2"]) if "qcow2" in by_fmt else None
+        r = median(by_fmt["raw"]) if "raw" in by_fmt else None
+        rows.append([name, fmt_num(c), fmt_num(q), fmt_num(r), ratio(c, q),
+                     ratio(c, r)])
+    lines += table("qemu-img", rows,
+                   ["measurement", "cloudfs", "qcow2", "raw",
+                    "cloudfs/qcow2", "cloudfs/raw"])
+    lines += [".. image:: performance-iops-qd.png", "   :alt: IOPS against "
+              "queue depth for cloudfs, qcow2 and raw", ""]
+    notes = os.path.join(top, "bench", "analysis.rst")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += [f.read()]
+    with open(os.path.join(top, "docs", "performance.rst"), "w") as f:
+        f.write("\n".join(lines))
+    plot(res, os.path.join(top, "docs", "performance-iops-qd.png"))

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""cloudfs benchmarks: cloudfs, qcow2 and raw on the same file system in
+the same run, through qemu-storage-daemon NBD exports and fio's nbd engine
+(cache.direct=on, aio=io_uring), plus qemu-img measurements.
+
+Every figure is the median of several repetitions, with its ratio to qcow2
+and to raw.  Results go to a JSON file; --doc rewrites
+docs/performance.rst and the IOPS-against-queue-depth plot.
+
+    bench/run.py                 # the full suite (minutes to an hour)
+    bench/run.py --smoke         # tiny sizes, one repetition (CI)
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(TOP, "build", "bin")
+FORMATS = ["cloudfs", "qcow2", "raw"]
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def run(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True,
+                          **kw)
+
+
+def create(fmt, path, size):
+    if os.path.exists(path):
+        os.unlink(path)
+    run(os.path.join(BIN, "qemu-img"), "create", "-q", "-f", fmt, path,
+        str(size))
+
+
+class Export:
+    """A qemu-storage-daemon serving one image over NBD on a socket."""
+
+    def __init__(self, fmt, path, work):
+        self.sock = os.path.join(work, "nbd.sock")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        file_node = ("driver=file,node-name=f,filename=%s,"
+                     "cache.direct=on,aio=io_uring" % path)
+        self.proc = subprocess.Popen([
+            os.path.join(BIN, "qemu-storage-daemon"),
+            "--blockdev", file_node,
+            "--blockdev", "driver=%s,node-name=d,file=f,cache.direct=on"
+            % fmt,
+            "--nbd-server", "addr.type=unix,addr.path=%s" % self.sock,
+            "--export", "type=nbd,id=e,node-name=d,writable=on,name=d",
+        ], stderr=subprocess.PIPE, text=True)
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("qemu-storage-daemon: " +
+                                   self.proc.stderr.read())
+            time.sleep(0.05)
+        raise RuntimeError("qemu-storage-daemon did not start")
+
+    @property
+    def uri(self):
+        return "nbd+unix:///d?socket=%s" % self.sock
+
+    def close(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def fio(uri, rw, bs, depth, size, seconds, mix=None):
+    """IOPS, bytes/s and bytes moved of one fio job on an NBD export."""
+    cmd = ["fio", "--name=job", "--ioengine=nbd", "--uri=%s" % uri,
+           "--rw=%s" % rw, "--bs=%d" % bs, "--iodepth=%d" % depth,
+           "--size=%d" % size, "--output-format=json",
+           "--randrepeat=0", "--norandommap"]
+    if seconds:
+        cmd += ["--time_based", "--runtime=%d" % seconds]
+    if mix is not None:
+        cmd += ["--rwmixread=%d" % mix]
+    out = run(*cmd).stdout
+    # the nbd engine says "connected" on stdout before the JSON
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    iops = job["read"]["iops"] + job["write"]["iops"]
+    bw = job["read"]["bw_bytes"] + job["write"]["bw_bytes"]
+    moved = job["read"]["io_bytes"] + job["write"]["io_bytes"]
+    return iops, bw, moved, job["write"]["io_bytes"]
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+class Suite:
+    def __init__(self, args):
+        self.args = args
+        self.work = args.work
+        os.makedirs(self.work, exist_ok=True)
+        self.size = args.size
+        self.results = {}
+
+    def image(self, fmt):
+        return os.path.join(self.work, "bench.%s" % fmt)
+
+    def record(self, name, fmt, values):
+        self.results.setdefault(name, {})[fmt] = values
+
+    def each(self, name, prepare, measure):
+        """Median over repetitions of measure() for every format."""
+        for fmt in FORMATS:
+            samples = []
+            for _ in range(self.args.reps):
+                path = self.image(fmt)
+                create(fmt, path, self.size)
+                state = prepare(fmt, path)
+                samples.append(measure(fmt, path, state))
+            self.record(name, fmt, samples)
+            print("  %-8s %s" % (fmt, samples), flush=True)
+
+    def exported(self, fmt, path, fn):
+        exp = Export(fmt, path, self.work)
+        try:
+            return fn(exp.uri)
+        finally:
+            exp.close()
+
+    # --- fio through NBD ------------------------------------------------
+    def fill(self, fmt, path):
+        self.exported(fmt, path, lambda uri: fio(
+            uri, "write", MiB, 4, self.size, 0))
+
+    def fragment(self, fmt, path):
+        self.fill(fmt, path)
+        self.exported(fmt, path, lambda uri: fio(
+            uri, "randwrite", 4096, 32, self.size, self.args.seconds))
+
+    def fio_tests(self):
+        secs = self.args.seconds
+        nothing = lambda fmt, path: None
+        tests = [
+            ("randwrite 4k QD1, fresh", nothing, "randwrite", 4096, 1, None),
+            ("randwrite 4k QD32, fresh", nothing, "randwrite", 4096, 32, None),
+            ("randwrite 4k QD1, written", self.fill, "randwrite", 4096, 1,
+             None),
+            ("randwrite 4k QD32, written", self.fill, "randwrite", 4096, 32,
+             None),
+            ("randread 4k QD32, sequential", self.fill, "randread", 4096, 32,
+             None),
+            ("randread 4k QD32, fragmented", self.fragment, "randread", 4096,
+             32, None),
+            ("write 1M QD4", nothing, "write", MiB, 4, None),
+            ("read 1M QD4", self.fill, "read", MiB, 4, None),
+            ("randrw 70/30 4k QD16", self.fill, "randrw", 4096, 16, 70),
+        ]
+        for depth in (4, 16):
+            tests.append(("randwrite 4k QD%d, fresh" % depth, nothing,
+                          "randwrite", 4096, depth, None))
+        for name, prepare, rw, bs, depth, mix in tests:
+            print(name, flush=True)
+
+            def measure(fmt, path, state, rw=rw, bs=bs, depth=depth,
+                        mix=mix):
+                before = allocated(path)
+                iops, bw, moved, written = self.exported(
+                    fmt, path, lambda uri: fio(uri, rw, bs, depth, self.size,
+                                               secs, mix))
+                grew = allocated(path) - before
+                return {"iops": iops, "MB/s": bw / 1e6,
+                        "amplification": grew / written if written else None}
+
+            self.each(name, prepare, measure)
+
+    # --- qemu-img -------------------------------------------------------
+    def convert(self):
+        print("qemu-img convert", flush=True)
+        raw = os.path.join(self.work, "source.raw")
+        size = self.args.convert_size
+        with open(raw, "wb") as f:
+            f.truncate(size)
+            chunk = os.urandom(MiB)
+            # data in every other 4 MiB: half holes
+            for off in range(0, size, 8 * MiB):
+                f.seek(off)
+                for _ in range(min(4, (size - off) // MiB)):
+                    f.write(chunk)
+        img = os.path.join(BIN, "qemu-img")
+        for fmt in FORMATS:
+            into, back = [], []
+            for _ in range(self.args.reps):
+                out = self.image(fmt)
+                if os.path.exists(out):
+                    os.unlink(out)
+                t = time.monotonic()
+                run(img, "convert", "-t", "none", "-T", "none", "-f", "raw",
+                    "-O", fmt, raw, out)
+                into.append(time.monotonic() - t)
+                again = os.path.join(self.work, "back.raw")
+                t = time.monotonic()
+                run(img, "convert", "-t", "none", "-T", "none", "-f", fmt,
+                    "-O", "raw", out, again)
+                back.append(time.monotonic() - t)
+                os.unlink(again)
+            self.record("convert raw -> format (s)", fmt, into)
+            self.record("convert format -> raw (s)", fmt, back)
+            print("  %-8s into %s back %s" % (fmt, into, back), flush=True)
+        os.unlink(raw)
+
+    def snapshots(self):
+        print("qemu-img snapshot -c", flush=True)
+        img = os.path.join(BIN, "qemu-img")
+        for written in self.args.snapshot_sizes:
+            name = "snapshot create, %d MiB written (ms)" % (written // MiB)
+            for fmt in ("cloudfs", "qcow2"):
+                path = self.image(fmt)
+                create(fmt, path, max(written, self.size))
+                self.exported(fmt, path, lambda uri: fio(
+                    uri, "write", MiB, 4, written, 0))
+                samples = []
+                for i in range(self.args.reps):
+                    t = time.monotonic()
+                    run(img, "snapshot", "-c", "s%d" % i, path)
+                    samples.append((time.monotonic() - t) * 1000)
+                self.record(name, fmt, samples)
+                print("  %-8s %s" % (fmt, samples), flush=True)
+
+    def extents(self):
+        print("open with many extents", flush=True)
+        img = os.path.join(BIN, "qemu-img")
+        count = self.args.extents
+        for fmt in ("cloudfs", "qcow2"):
+            path = self.image(fmt)
+            create(fmt, path, count * 8192)
+            # every other 4 KiB block: one extent each
+            run(img, "bench", "-q", "-w", "-f", fmt, "-t", "none",
+                "-c", str(count), "-d", "32", "-s", "4096", "-S", "8192",
+                path)
+            for what, cmd in (("qemu-img info", [img, "info", "-f", fmt,
+                                                 path]),
+                              ("qemu-io read", [os.path.join(BIN, "qemu-io"),
+                                                "-f", fmt, "-r", "-c",
+                                                "read 0 4k", path])):
+                secs, rss = [], []
+                for _ in range(self.args.reps):
+                    t = time.monotonic()
+                    out = run("/usr/bin/time", "-f", "%M", *cmd)
+                    secs.append((time.monotonic() - t) * 1000)
+                    rss.append(int(out.stderr.strip().splitlines()[-1]) / 1024)
+                self.record("%s, %d extents (ms)" % (what, count), fmt, secs)
+                self.record("%s, %d extents, peak RSS (MiB)" % (what, count),
+                            fmt, rss)
+                print("  %-8s %s: %s ms, %s MiB" % (fmt, what, secs, rss),
+                      flush=True)
+
+    def machine(self):
+        cpu = "unknown"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        fs = run("df", "-T", self.work).stdout.splitlines()[-1].split()[1]
+        return {"cpu": cpu, "cores": os.cpu_count(),
+                "kernel": platform.release(), "filesystem": fs,
+                "memory GiB": round(os.sysconf("SC_PAGE_SIZE") *
+                                    os.sysconf("SC_PHYS_PAGES") / GiB)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes and one repetition, to keep it working")
+    p.add_argument("--work", default=os.path.join(TOP, "build", "bench"),
+                   help="scratch directory (the storage measured)")
+    p.add_argument("--out", default=None, help="results JSON file")
+    p.add_argument("--doc", action="store_true",
+                   help="rewrite docs/performance.rst and the plot")
+    args = p.parse_args()
+    if args.smoke:
+        args.size, args.reps, args.seconds = 32 * MiB, 1, 1
+        args.convert_size, args.snapshot_sizes, args.extents = \
+            32 * MiB, [8 * MiB], 2000
+    else:
+        args.size, args.reps, args.seconds = 1 * GiB, 3, 5
+        args.convert_size, args.snapshot_sizes, args.extents = \
+            2 * GiB, [1 * GiB, 16 * GiB], 1000000
+    suite = Suite(args)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    suite.fio_tests()
+    suite.convert()
+    suite.snapshots()
+    suite.extents()
+    report = {"started": started, "command": " ".join(sys.argv),
+              "smoke": args.smoke, "machine": suite.machine(),
+              "results": suite.results}
+    out = args.out or os.path.join(TOP, "build", "bench-results.json")
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1)
+    print("results: %s" % out)
+    if args.doc:
+        import report as rep
+        rep.write(report, TOP)
+    shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    main()
