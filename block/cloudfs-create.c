@@ -60,7 +60,6 @@ static int coroutine_fn
 cloudfs_branch_parent(const char *backing_file, CfsCreateOptions *copts,
                       Error **errp)
 {
-    g_autoptr(GError) gerr = NULL;
     BlockBackend *blk;
     QDict *options = qdict_new();
     BlockDriverState *bs;
@@ -85,7 +84,6 @@ cloudfs_branch_parent(const char *backing_file, CfsCreateOptions *copts,
         copts->size = cfs_disk_size(ps->disk);
     }
     blk_co_unref(blk);
-    (void)gerr;
     return ret;
 }
 
@@ -105,21 +103,28 @@ cloudfs_co_create(BlockdevCreateOptions *opts, Error **errp)
     int ret;
 
     assert(opts->driver == BLOCKDEV_DRIVER_CLOUDFS);
-    if (o->backing_file) {
-        if (o->has_backing_fmt && o->backing_fmt != BLOCKDEV_DRIVER_CLOUDFS) {
-            error_setg(errp, "the parent of a cloudfs branch must be a "
-                       "cloudfs image");
-            return -EINVAL;
-        }
-        ret = cloudfs_branch_parent(o->backing_file, &copts, errp);
-        if (ret < 0) {
-            return ret;
-        }
-        copts.parent_hint = o->backing_file;
+    if (o->has_backing_fmt && o->backing_fmt != BLOCKDEV_DRIVER_CLOUDFS) {
+        error_setg(errp, "the parent of a cloudfs branch must be a "
+                   "cloudfs image");
+        return -EINVAL;
     }
     bs = bdrv_co_open_blockdev_ref(o->file, errp);
     if (!bs) {
         return -EIO;
+    }
+    if (o->backing_file) {
+        /* a relative name is relative to the new image, as QEMU will
+         * resolve it when it opens the branch */
+        g_autofree char *full = strchr(o->backing_file, ':') ? NULL :
+            bdrv_get_full_backing_filename_from_filename(bs->filename,
+                                                         o->backing_file,
+                                                         NULL);
+
+        ret = cloudfs_branch_parent(full ?: o->backing_file, &copts, errp);
+        if (ret < 0) {
+            goto out;
+        }
+        copts.parent_hint = o->backing_file;
     }
     blk = blk_co_new_with_bs(bs, BLK_PERM_WRITE | BLK_PERM_RESIZE,
                              BLK_PERM_ALL, errp);
@@ -174,6 +179,13 @@ cloudfs_store_create(QemuOpts *opts, Error **errp)
     int fd, ret;
 
     if (backing) {
+        /* the image lives in the store: name its parent absolutely */
+        if (!strchr(backing, ':') && !g_path_is_absolute(backing)) {
+            char *abs = g_canonicalize_filename(backing, NULL);
+
+            g_free(backing);
+            backing = abs;
+        }
         ret = cloudfs_branch_parent(backing, &copts, errp);
         if (ret < 0) {
             return ret;

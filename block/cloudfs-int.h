@@ -15,6 +15,9 @@
 
 /* Appends whose data write may be in flight at once */
 #define CLOUDFS_MAX_INFLIGHT    4
+/* Requests in one batch: keeps its record header small (zero writes and
+ * discards carry no payload, so the payload bound does not cap them) */
+#define CLOUDFS_MAX_BATCH       256
 /* Largest guest request; a batch stays below CFS_MAX_CHAIN_PAYLOAD */
 #define CLOUDFS_MAX_TRANSFER    (16 * MiB)
 
@@ -42,7 +45,8 @@ typedef struct BDRVCloudfsState {
     QSIMPLEQ_HEAD(, CloudfsWriteReq) queue;     /* waiting for a batch */
     CoQueue batch_done;         /* queued writers wait here */
     unsigned inflight;          /* batches between prepare and settle */
-    bool flushing;              /* a flush waits for the in-flight ones */
+    unsigned quiescing;         /* flushes/resizes waiting for quiet */
+    bool parent_checked;        /* the backing node is the recorded parent */
 } BDRVCloudfsState;
 
 extern BlockDriver bdrv_cloudfs;

@@ -93,6 +93,7 @@ static int cloudfs_change_parent(BlockDriverState *bs, const char *name,
     if (!cfs_disk_set_parent_ref(s->disk, &parent, &gerr)) {
         return cloudfs_error(g_steal_pointer(&gerr), errp);
     }
+    s->parent_checked = false;
     return 0;
 }
 
@@ -145,7 +146,14 @@ cloudfs_amend_options(BlockDriverState *bs, QemuOpts *opts,
                        cfs_disk_block_size(s->disk));
             return -EINVAL;
         }
+        uint64_t old = cfs_disk_size(s->disk);
+
         if (!cfs_disk_resize(s->disk, size, &gerr)) {
+            return cloudfs_error(g_steal_pointer(&gerr), errp);
+        }
+        /* a grown branch must not show its parent in the new range */
+        if (size > old && cfs_disk_has_parent(s->disk) &&
+            !cfs_disk_write_zeroes(s->disk, old, size - old, &gerr)) {
             return cloudfs_error(g_steal_pointer(&gerr), errp);
         }
         bs->total_sectors = size / BDRV_SECTOR_SIZE;

@@ -141,6 +141,8 @@ static int cloudfs_store_open(BlockDriverState *bs, QDict *options, int flags,
     qdict_put_str(options, "file.filename", path);
     if (!bdrv_open_child(NULL, options, "file", bs, &child_of_bds,
                          BDRV_CHILD_DATA | BDRV_CHILD_PRIMARY, false, errp)) {
+        g_free(s->version);     /* close is not called after a failed open */
+        s->version = NULL;
         ret = -EINVAL;
         goto out;
     }
@@ -148,6 +150,13 @@ static int cloudfs_store_open(BlockDriverState *bs, QDict *options, int flags,
 out:
     qemu_opts_del(opts);
     return ret;
+}
+
+static int cloudfs_store_reopen_prepare(BDRVReopenState *state,
+                                        BlockReopenQueue *queue, Error **errp)
+{
+    /* nothing of ours depends on read-only or read-write */
+    return 0;
 }
 
 static void cloudfs_store_close(BlockDriverState *bs)
@@ -265,6 +274,7 @@ BlockDriver bdrv_cloudfs_store = {
     .bdrv_parse_filename        = cloudfs_store_parse_filename,
     .bdrv_open                  = cloudfs_store_open,
     .bdrv_close                 = cloudfs_store_close,
+    .bdrv_reopen_prepare        = cloudfs_store_reopen_prepare,
     .bdrv_child_perm            = bdrv_default_perms,
 
     .bdrv_co_preadv             = cloudfs_store_co_preadv,

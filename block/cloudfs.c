@@ -68,7 +68,12 @@ static void cloudfs_set_backing(BlockDriverState *bs, CfsDisk *disk)
         return;
     }
     hint = g_strndup(sb->parent_hint, GUINT16_FROM_LE(sb->parent_hint_len));
-    if (strstart(hint, "json:", NULL) || strchr(hint, ':')) {
+    if (strstart(hint, "cloudfs:", NULL) && !strchr(hint, '@')) {
+        /* a disk in the store: pinned with cloudfs:ID@VERSION */
+        snprintf(bs->auto_backing_file, sizeof(bs->auto_backing_file),
+                 "%s@%" PRIu64, hint,
+                 (uint64_t)GUINT64_FROM_LE(sb->parent_version));
+    } else if (strstart(hint, "json:", NULL) || strchr(hint, ':')) {
         /* not a plain file name: let the block layer take it as it is */
         pstrcpy(bs->auto_backing_file, sizeof(bs->auto_backing_file), hint);
     } else {
@@ -144,13 +149,18 @@ static int cloudfs_open(BlockDriverState *bs, QDict *options, int flags,
                    "version and can only be opened read-only", version_spec);
         return -EACCES;
     }
-    s->disk = cfs_disk_open(&s->io, (flags & BDRV_O_RDWR) ? CFS_OPEN_RDWR : 0,
+    /* a read-only or inactive user may share the image with its writer,
+     * whose appends in progress are no evidence of damage */
+    s->disk = cfs_disk_open(&s->io, (flags & BDRV_O_RDWR) ? CFS_OPEN_RDWR
+                                                          : CFS_OPEN_SHARED,
                             version, &gerr);
     if (!s->disk) {
         return cloudfs_error(g_steal_pointer(&gerr), errp);
     }
     bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
+    /* growing a branch must hide the parent in the new range */
+    bs->supported_truncate_flags = BDRV_REQ_ZERO_WRITE;
     cloudfs_set_backing(bs, s->disk);
     return 0;
 }
@@ -167,33 +177,39 @@ static void cloudfs_refresh_limits(BlockDriverState *bs, Error **errp)
     bs->bl.max_transfer = CLOUDFS_MAX_TRANSFER;
 }
 
+/*
+ * Read-only <-> read-write: the core disk is opened again the new way, at
+ * the same version (a historical version never becomes writable).
+ */
 static int cloudfs_reopen_prepare(BDRVReopenState *state,
                                   BlockReopenQueue *queue, Error **errp)
 {
     BDRVCloudfsState *s = state->bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    bool want_rw = state->flags & BDRV_O_RDWR;
+    CfsDisk *disk;
 
-    if ((state->flags & BDRV_O_RDWR) && cfs_disk_read_only(s->disk)) {
-        /* reopen the head writable; a historical version cannot be */
-        g_autoptr(GError) gerr = NULL;
-        CfsDisk *rw;
-
-        if (cfs_disk_version(s->disk) != CFS_VERSION_HEAD &&
-            cfs_disk_superblock(s->disk) &&
-            !cfs_disk_read_only(s->disk)) {
-            return 0;
-        }
-        rw = cfs_disk_open(&s->io, CFS_OPEN_RDWR, CFS_VERSION_HEAD, &gerr);
-        if (!rw) {
+    state->opaque = NULL;
+    if (want_rw == !cfs_disk_read_only(s->disk)) {
+        return 0;
+    }
+    if (want_rw && cfs_disk_historical(s->disk)) {
+        error_setg(errp, "a historical version of a cloudfs image cannot "
+                   "be reopened read-write");
+        return -EACCES;
+    }
+    if (!want_rw) {
+        /* leave a checkpoint behind while the file is still writable */
+        if (!cfs_disk_checkpoint(s->disk, &gerr)) {
             return cloudfs_error(g_steal_pointer(&gerr), errp);
         }
-        if (cfs_disk_version(rw) != cfs_disk_version(s->disk)) {
-            cfs_disk_free(rw);
-            error_setg(errp, "a historical version of a cloudfs image cannot "
-                       "be reopened read-write");
-            return -EACCES;
-        }
-        state->opaque = rw;
     }
+    disk = cfs_disk_open(&s->io, want_rw ? CFS_OPEN_RDWR : CFS_OPEN_SHARED,
+                         CFS_VERSION_HEAD, &gerr);
+    if (!disk) {
+        return cloudfs_error(g_steal_pointer(&gerr), errp);
+    }
+    state->opaque = disk;
     return 0;
 }
 
@@ -224,6 +240,11 @@ static int GRAPH_RDLOCK cloudfs_inactivate(BlockDriverState *bs)
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
 
+    if (s->inflight || !QSIMPLEQ_EMPTY(&s->queue) ||
+        cfs_disk_appends_in_flight(s->disk)) {
+        /* the block layer drains before it inactivates; say so if not */
+        return -EBUSY;
+    }
     if (!cfs_disk_read_only(s->disk) && !cfs_disk_checkpoint(s->disk, &gerr)) {
         error_report("cloudfs: %s", gerr->message);
         return -EIO;
@@ -274,6 +295,42 @@ static void cloudfs_close(BlockDriverState *bs)
 
 /* --- reads ------------------------------------------------------------ */
 
+/*
+ * Before a branch reads through to its backing node, make sure that node
+ * is the parent the branch was made from: same disk id, same version,
+ * same version id.  Anything else would read someone else's data.
+ */
+static int coroutine_fn GRAPH_RDLOCK cloudfs_check_parent(BlockDriverState *bs)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    const CfsSuperblock *sb = cfs_disk_superblock(s->disk);
+    BlockDriverState *parent = bs->backing->bs;
+    BDRVCloudfsState *ps;
+
+    if (s->parent_checked || !cfs_disk_has_parent(s->disk)) {
+        return 0;
+    }
+    if (parent->drv != &bdrv_cloudfs) {
+        error_report("cloudfs: the backing node of '%s' is not a cloudfs "
+                     "image, but a branch reads only from its cloudfs parent",
+                     bs->filename);
+        return -EIO;
+    }
+    ps = parent->opaque;
+    if (memcmp(cfs_disk_id(ps->disk), sb->parent_disk_id, CFS_ID_LEN) ||
+        cfs_disk_version(ps->disk) != GUINT64_FROM_LE(sb->parent_version) ||
+        memcmp(cfs_disk_version_id(ps->disk), sb->parent_version_id,
+               CFS_ID_LEN)) {
+        error_report("cloudfs: '%s' is not the parent of '%s' (another "
+                     "disk, or another history at version %" PRIu64 ")",
+                     parent->filename, bs->filename,
+                     (uint64_t)GUINT64_FROM_LE(sb->parent_version));
+        return -EIO;
+    }
+    s->parent_checked = true;
+    return 0;
+}
+
 static int coroutine_fn GRAPH_RDLOCK
 cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        QEMUIOVector *qiov, size_t qiov_offset,
@@ -294,6 +351,10 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
         switch (m.kind) {
         case CFS_MAP_UNALLOCATED:
             if (bs->backing) {
+                ret = cloudfs_check_parent(bs);
+                if (ret < 0) {
+                    break;
+                }
                 qemu_co_mutex_unlock(&s->lock);
                 /* reads past the parent's end come back as zeros */
                 ret = bdrv_co_preadv_part(bs->backing, offset, m.length, qiov,
@@ -386,7 +447,9 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     while (!QSIMPLEQ_EMPTY(&s->queue)) {
         CloudfsWriteReq *req = QSIMPLEQ_FIRST(&s->queue);
 
-        if (reqs->len && payload + req->write.length > CFS_MAX_CHAIN_PAYLOAD) {
+        if (reqs->len &&
+            (payload + req->write.length > CFS_MAX_CHAIN_PAYLOAD ||
+             reqs->len >= CLOUDFS_MAX_BATCH)) {
             break;
         }
         QSIMPLEQ_REMOVE_HEAD(&s->queue, next);
@@ -455,7 +518,7 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
      */
     while (!req.done) {
         if (!req.taken && s->inflight < CLOUDFS_MAX_INFLIGHT &&
-            !s->flushing) {
+            !s->quiescing) {
             cloudfs_lead_batch(bs);
         } else {
             qemu_co_queue_wait(&s->batch_done, &s->lock);
@@ -495,7 +558,7 @@ cloudfs_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 static void coroutine_fn cloudfs_quiesce(BDRVCloudfsState *s)
 {
     qemu_co_mutex_lock(&s->lock);
-    s->flushing = true;
+    s->quiescing++;
     while (s->inflight > 0) {
         qemu_co_queue_wait(&s->batch_done, &s->lock);
     }
@@ -503,7 +566,7 @@ static void coroutine_fn cloudfs_quiesce(BDRVCloudfsState *s)
 
 static void coroutine_fn cloudfs_unquiesce(BDRVCloudfsState *s)
 {
-    s->flushing = false;
+    s->quiescing--;
     qemu_co_queue_restart_all(&s->batch_done);
     qemu_co_mutex_unlock(&s->lock);
 }

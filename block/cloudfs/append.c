@@ -341,7 +341,27 @@ static void apply_ready(CfsDisk *disk)
         while ((a = g_queue_pop_head(&disk->inflight))) {
             a->state = CFS_APPEND_FAILED;
         }
+        cfs_disk_recover_tail(disk);
     }
+}
+
+/*
+ * After failed appends have all settled, start the tail again right after
+ * the last applied record, so that a transient error (ENOSPC, a pulled
+ * cable) does not break the disk for good.  Records that did reach the
+ * file past that point chain to records that did not: a fresh writer
+ * nonce makes sure none of them ever chains to a new record.
+ */
+void cfs_disk_recover_tail(CfsDisk *disk)
+{
+    if (!g_queue_is_empty(&disk->inflight)) {
+        return;
+    }
+    disk->log_end = disk->valid_end;
+    disk->prep_version = disk->head.version;
+    memcpy(disk->prep_version_id, disk->head.version_id, CFS_ID_LEN);
+    cfs_random_bytes(&disk->writer_nonce, sizeof(disk->writer_nonce));
+    disk->poisoned = false;
 }
 
 CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret)

@@ -205,6 +205,11 @@ bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
         goto out;
     }
     *prev = GUINT64_FROM_LE(body.prev_checkpoint);
+    if (*prev >= offset) {
+        cfs_state_clear(st);
+        ckpt_bad(errp, "its previous checkpoint is not before it");
+        goto out;
+    }
     *end = offset + cfs_rec_total(&r);
     ok = true;
 out:
@@ -233,6 +238,17 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
     g_assert(g_queue_is_empty(&disk->inflight));
     payload = cfs_checkpoint_serialize(st, disk->block_size, &state_bytes,
                                        &nblocks);
+    if (nblocks > CFS_MAX_PAYLOAD_BLOCKS) {
+        /* too many extents for one checkpoint record at this block size:
+         * skip it; opening replays more of the log instead */
+        cfs_free_aligned(payload);
+        if (!cfs_io_flush(&disk->io, errp)) {
+            return false;
+        }
+        disk->durable_version = st->version;
+        disk->ckpt_log_end = disk->log_end;
+        return true;
+    }
     header_len = sizeof(CfsRecordHeader) + body_len + 8 * nblocks;
     padded = cfs_align_up(header_len, disk->block_size);
     header = cfs_alloc_aligned(padded);
@@ -263,8 +279,7 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
     cfs_free_aligned(header);
     cfs_free_aligned(payload);
     if (!ok) {
-        disk->poisoned = true;
-        return false;
+        return false;   /* nothing refers to the bytes written: retry */
     }
     disk->log_end = disk->valid_end = offset + iov[0].iov_len + iov[1].iov_len;
     disk->durable_version = st->version;

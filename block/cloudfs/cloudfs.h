@@ -65,6 +65,9 @@ typedef struct CfsDisk CfsDisk;
 
 /* Open flags */
 #define CFS_OPEN_RDWR       (1u << 0)
+/* Another process may be appending (a shared or inactive read-only open):
+ * records past the recovered log are not evidence of damage */
+#define CFS_OPEN_SHARED     (1u << 1)
 
 /* cfs_disk_open() version argument meaning "the current head" */
 #define CFS_VERSION_HEAD    UINT64_MAX
@@ -188,9 +191,9 @@ typedef enum {
  * Appends are applied strictly in version order, so an append whose write
  * finished before an earlier one stays PENDING until that one completes;
  * the caller must not acknowledge the guest's write before its append is
- * APPLIED.  A failed write poisons the disk: it and every append after it
- * end FAILED, and later prepares fail until the disk is reopened, because
- * the records after it already chain to it.
+ * APPLIED.  A failed write fails every append after it too (their
+ * records chain to it); once all of them have settled, the log continues
+ * from the last applied version, so a transient error is survived.
  */
 CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret);
 CfsAppendState cfs_append_state(const CfsAppend *a);

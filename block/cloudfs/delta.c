@@ -41,7 +41,8 @@ static uint64_t scan_offset_for(CfsDisk *disk, uint64_t version)
             cfs_record_clear(&r);
             return end;
         }
-        ckpt = GUINT64_FROM_LE(body.prev_checkpoint);
+        ckpt = GUINT64_FROM_LE(body.prev_checkpoint) < ckpt ?
+               GUINT64_FROM_LE(body.prev_checkpoint) : 0;
         cfs_record_clear(&r);
     }
     return GUINT64_FROM_LE(disk->sb.log_start);
@@ -332,6 +333,11 @@ static bool apply_one(CfsDisk *disk, CfsDeltaReader *rd, const CfsRecord *r,
         g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
                     "delta record for version %" G_GUINT64_FORMAT " does not "
                     "continue the version chain", v);
+        return false;
+    }
+    /* a MAC-valid record can still not fit this disk's state (a peer
+     * with a bug): check before it reaches the log */
+    if (!cfs_state_check(disk, &disk->head, r, disk->log_end, errp)) {
         return false;
     }
     payload = read_payload(rd, r, disk->block_size, errp);

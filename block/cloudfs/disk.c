@@ -156,8 +156,8 @@ CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
         goto fail;
     }
     disk->log_end = disk->valid_end;
-    disk->durable_version = disk->head.version;
-    if (!(flags & CFS_OPEN_FOR_CHECK) && !check_tail(disk, errp)) {
+    if (!(flags & (CFS_OPEN_FOR_CHECK | CFS_OPEN_SHARED)) &&
+        !check_tail(disk, errp)) {
         goto fail;
     }
     disk->prep_version = disk->head.version;
@@ -191,6 +191,12 @@ CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
         }
         disk->writable = true;
         cfs_random_bytes(&disk->writer_nonce, sizeof(disk->writer_nonce));
+        /* what replay found may still sit in a page cache: only after a
+         * flush may new records vouch for it (durable_version) */
+        if (!cfs_io_flush(&disk->io, errp)) {
+            goto fail;
+        }
+        disk->durable_version = disk->head.version;
     }
     return disk;
 
@@ -420,6 +426,9 @@ bool cfs_disk_flush(CfsDisk *disk, GError **errp)
         return true;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
+    if (!cfs_disk_check_writable(disk, errp)) {
+        return false;
+    }
     if (disk->log_end - disk->ckpt_log_end > CFS_CHECKPOINT_INTERVAL) {
         /* the checkpoint flushes the data before it as well */
         return cfs_disk_checkpoint(disk, errp);

@@ -195,6 +195,9 @@ struct CfsDisk {
 };
 
 /* log.c: replay and history */
+/* Whether r can apply to st; cfs_state_apply() changes nothing unless so */
+bool cfs_state_check(CfsDisk *disk, const CfsState *st, const CfsRecord *r,
+                     uint64_t offset, GError **errp);
 bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
                      uint64_t offset, GError **errp);
 /* Build the state of any version <= head from checkpoints and the log */
@@ -230,6 +233,8 @@ bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
 bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,
                      uint32_t body_len, GError **errp);
 bool cfs_disk_check_writable(CfsDisk *disk, GError **errp);
+/* Forget failed appends once none is in flight (clears the poison) */
+void cfs_disk_recover_tail(CfsDisk *disk);
 /* Append raw record bytes already verified (delta apply) */
 bool cfs_append_raw(CfsDisk *disk, const CfsRecord *r,
                     const struct iovec *payload, int iovcnt,

@@ -95,8 +95,29 @@ static bool bad(GError **errp, uint64_t offset, const char *why)
     return false;
 }
 
-static bool apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
-                        uint64_t offset, GError **errp)
+/* Check every extent of a WRITE before any of them changes the index */
+static bool write_fits(CfsDisk *disk, const CfsState *st, const CfsRecord *r,
+                       uint64_t offset, GError **errp)
+{
+    uint32_t n = GUINT32_FROM_LE(cfs_rec_hdr(r)->body_len) /
+                 sizeof(CfsWriteExtent);
+
+    for (uint32_t i = 0; i < n; i++) {
+        CfsWriteExtent we;
+        uint64_t start, len;
+
+        memcpy(&we, cfs_rec_body(r) + i * sizeof(we), sizeof(we));
+        start = GUINT64_FROM_LE(we.guest_offset);
+        len = (uint64_t)GUINT32_FROM_LE(we.nblocks) * disk->block_size;
+        if (start >= st->size || len > st->size - start) {
+            return bad(errp, offset, "writes beyond the end of the disk");
+        }
+    }
+    return true;
+}
+
+static void apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
+                        uint64_t offset)
 {
     const CfsRecordHeader *h = cfs_rec_hdr(r);
     uint32_t n = GUINT32_FROM_LE(h->body_len) / sizeof(CfsWriteExtent);
@@ -110,11 +131,6 @@ static bool apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
         e.guest_offset = GUINT64_FROM_LE(we.guest_offset);
         e.nblocks = GUINT32_FROM_LE(we.nblocks);
         e.kind = GUINT16_FROM_LE(we.kind);
-        if (e.guest_offset >= st->size ||
-            (uint64_t)e.nblocks * disk->block_size >
-            st->size - e.guest_offset) {
-            return bad(errp, offset, "writes beyond the end of the disk");
-        }
         if (e.kind == CFS_EXTENT_DATA) {
             e.log_offset = data_at;
             e.record_offset = offset;
@@ -122,13 +138,69 @@ static bool apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
         }
         cfs_index_set(st->index, &e);
     }
-    return true;
 }
 
 static char *body_name(const CfsRecord *r, size_t skip, uint16_t len_le)
 {
     return g_strndup((const char *)cfs_rec_body(r) + skip,
                      GUINT16_FROM_LE(len_le));
+}
+
+bool cfs_state_check(CfsDisk *disk, const CfsState *st, const CfsRecord *r,
+                     uint64_t offset, GError **errp)
+{
+    const CfsRecordHeader *h = cfs_rec_hdr(r);
+    uint64_t version = GUINT64_FROM_LE(h->version);
+
+    if (!cfs_rec_is_chain(r)) {
+        return true;
+    }
+    if (version != st->version + 1 ||
+        memcmp(h->prev_version_id, st->version_id, CFS_ID_LEN)) {
+        return bad(errp, offset, "does not continue the version chain");
+    }
+    switch (GUINT16_FROM_LE(h->type)) {
+    case CFS_REC_WRITE:
+        return write_fits(disk, st, r, offset, errp);
+    case CFS_REC_TAG: {
+        CfsTagBody b;
+        g_autofree char *name = NULL;
+
+        memcpy(&b, cfs_rec_body(r), sizeof(b));
+        name = body_name(r, sizeof(b), b.name_len);
+        if (GUINT64_FROM_LE(b.target_version) != st->version ||
+            memcmp(b.target_version_id, st->version_id, CFS_ID_LEN)) {
+            return bad(errp, offset, "tags a version that is not current");
+        }
+        if (g_hash_table_contains(st->tags, name) ||
+            !cfs_tag_name_valid(name, NULL)) {
+            return bad(errp, offset, "has a duplicate or invalid tag name");
+        }
+        return true;
+    }
+    case CFS_REC_UNTAG: {
+        CfsUntagBody b;
+        g_autofree char *name = NULL;
+
+        memcpy(&b, cfs_rec_body(r), sizeof(b));
+        name = body_name(r, sizeof(b), b.name_len);
+        if (!g_hash_table_contains(st->tags, name)) {
+            return bad(errp, offset, "drops a tag that does not exist");
+        }
+        return true;
+    }
+    case CFS_REC_REVERT: {
+        CfsRevertBody b;
+
+        memcpy(&b, cfs_rec_body(r), sizeof(b));
+        if (GUINT64_FROM_LE(b.target_version) >= version) {
+            return bad(errp, offset, "reverts to a later version");
+        }
+        return true;    /* the target is checked when it is rebuilt */
+    }
+    default:
+        return true;
+    }
 }
 
 bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
@@ -145,36 +217,23 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
         }
         return true;
     }
-    if (version != st->version + 1 ||
-        memcmp(h->prev_version_id, st->version_id, CFS_ID_LEN)) {
-        return bad(errp, offset, "does not continue the version chain");
+    if (!cfs_state_check(disk, st, r, offset, errp)) {
+        return false;
     }
-
     switch (type) {
     case CFS_REC_WRITE:
-        if (!apply_write(disk, st, r, offset, errp)) {
-            return false;
-        }
+        apply_write(disk, st, r, offset);
         break;
     case CFS_REC_TAG: {
         CfsTagBody b;
         CfsTag *t;
 
         memcpy(&b, cfs_rec_body(r), sizeof(b));
-        if (GUINT64_FROM_LE(b.target_version) != st->version ||
-            memcmp(b.target_version_id, st->version_id, CFS_ID_LEN)) {
-            return bad(errp, offset, "tags a version that is not current");
-        }
         t = g_new0(CfsTag, 1);
         t->name = body_name(r, sizeof(b), b.name_len);
         t->version = st->version;
         memcpy(t->version_id, st->version_id, CFS_ID_LEN);
         t->timestamp_ns = GUINT64_FROM_LE(h->timestamp_ns);
-        if (g_hash_table_contains(st->tags, t->name) ||
-            !cfs_tag_name_valid(t->name, NULL)) {
-            tag_free(t);
-            return bad(errp, offset, "has a duplicate or invalid tag name");
-        }
         g_hash_table_insert(st->tags, t->name, t);
         break;
     }
@@ -184,9 +243,7 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
 
         memcpy(&b, cfs_rec_body(r), sizeof(b));
         name = body_name(r, sizeof(b), b.name_len);
-        if (!g_hash_table_remove(st->tags, name)) {
-            return bad(errp, offset, "drops a tag that does not exist");
-        }
+        g_hash_table_remove(st->tags, name);
         break;
     }
     case CFS_REC_REVERT: {
@@ -194,9 +251,6 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
         CfsState target = { 0 };
 
         memcpy(&b, cfs_rec_body(r), sizeof(b));
-        if (GUINT64_FROM_LE(b.target_version) >= version) {
-            return bad(errp, offset, "reverts to a later version");
-        }
         if (!cfs_build_state(disk, GUINT64_FROM_LE(b.target_version),
                              &target, errp)) {
             /* the history it needs is damaged: the record cannot apply */
@@ -259,9 +313,12 @@ bool cfs_find_scan_start(CfsDisk *disk, uint64_t version, CfsState *st,
         }
         {
             CfsCkptBody body;
+            uint64_t older;
 
             memcpy(&body, cfs_rec_body(&r), sizeof(body));
-            ckpt = GUINT64_FROM_LE(body.prev_checkpoint);
+            older = GUINT64_FROM_LE(body.prev_checkpoint);
+            /* the chain goes backwards, or a crafted one loops forever */
+            ckpt = older < ckpt ? older : 0;
         }
         cfs_record_clear(&r);
     }
