@@ -14,6 +14,9 @@
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/option.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "block/qdict.h"
 #include "cloudfs-int.h"
 
 /*
@@ -21,16 +24,44 @@
  * any backing file name, or cloudfs:ID in the store) at its head.
  */
 static int cloudfs_parent_identity(BlockDriverState *bs, const char *name,
-                                   CfsCreateOptions *out, Error **errp)
+                                   CfsCreateOptions *out, char **hint,
+                                   Error **errp)
 {
     g_autoptr(GError) gerr = NULL;
     g_autofree char *path = NULL;
+    g_autofree char *version_spec = NULL;
+    uint64_t version = CFS_VERSION_HEAD;
     const char *id;
     CfsDisk *parent;
     CfsIO io;
     int fd, ret = 0;
 
-    if (strstart(name, "cloudfs:", &id)) {
+    if (strstart(name, "json:", NULL)) {
+        /*
+         * The block jobs (stream, intermediate commit) name a parent by
+         * its node's filename, which for a pinned parent is
+         * json:{"driver": "cloudfs", "version": V, "file": {...}}
+         */
+        QObject *obj = qobject_from_json(name + 5, NULL);
+        QDict *dict = qobject_to(QDict, obj);
+        const char *file;
+
+        if (dict) {
+            qdict_flatten(dict);
+        }
+        file = dict ? qdict_get_try_str(dict, "file.filename") : NULL;
+        if (!dict || g_strcmp0(qdict_get_try_str(dict, "driver"), "cloudfs") ||
+            !file) {
+            qobject_unref(obj);
+            error_setg(errp, "the parent of a cloudfs branch must be a "
+                       "cloudfs image on a file, not %s", name);
+            return -ENOTSUP;
+        }
+        path = g_canonicalize_filename(file, NULL);
+        version_spec = g_strdup(qdict_get_try_str(dict, "version"));
+        qobject_unref(obj);
+        name = path;
+    } else if (strstart(name, "cloudfs:", &id)) {
         if (strchr(id, '@')) {
             error_setg(errp, "a parent is always based on at its current "
                        "version; drop the @VERSION from '%s'", name);
@@ -38,10 +69,6 @@ static int cloudfs_parent_identity(BlockDriverState *bs, const char *name,
         }
         path = cloudfs_store_resolve(g_getenv(CFS_STORE_ENV) ?:
                                      CFS_STORE_DEFAULT, id, errp);
-    } else if (strstart(name, "json:", NULL)) {
-        error_setg(errp, "the parent of a cloudfs branch must be named by "
-                   "a file name or cloudfs:ID");
-        return -ENOTSUP;
     } else {
         path = bdrv_get_full_backing_filename_from_filename(bs->filename,
                                                             name, errp);
@@ -54,7 +81,15 @@ static int cloudfs_parent_identity(BlockDriverState *bs, const char *name,
         return fd;
     }
     cfs_io_init_fd(&io, &fd);
-    parent = cfs_disk_open(&io, 0, CFS_VERSION_HEAD, &gerr);
+    parent = cfs_disk_open(&io, CFS_OPEN_SHARED, CFS_VERSION_HEAD, &gerr);
+    if (parent && version_spec &&
+        (!cfs_disk_resolve_version(parent, version_spec, &version, &gerr) ||
+         version != cfs_disk_version(parent))) {
+        /* based on an older version of the parent: open that one */
+        cfs_disk_free(parent);
+        parent = gerr ? NULL : cfs_disk_open(&io, CFS_OPEN_SHARED, version,
+                                             &gerr);
+    }
     if (!parent) {
         ret = cloudfs_error(g_steal_pointer(&gerr), errp);
         error_prepend(errp, "the new parent %s: ", name);
@@ -64,7 +99,8 @@ static int cloudfs_parent_identity(BlockDriverState *bs, const char *name,
         out->parent_version = cfs_disk_version(parent);
         memcpy(out->parent_version_id, cfs_disk_version_id(parent),
                CFS_ID_LEN);
-        out->parent_hint = name;
+        *hint = g_strdup(name);
+        out->parent_hint = *hint;
         cfs_disk_free(parent);
     }
     qemu_close(fd);
@@ -76,6 +112,7 @@ static int cloudfs_change_parent(BlockDriverState *bs, const char *name,
 {
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
+    g_autofree char *hint = NULL;
     CfsCreateOptions parent = { 0 };
     int ret;
 
@@ -85,7 +122,7 @@ static int cloudfs_change_parent(BlockDriverState *bs, const char *name,
         return -ENOTSUP;
     }
     if (name && *name) {
-        ret = cloudfs_parent_identity(bs, name, &parent, errp);
+        ret = cloudfs_parent_identity(bs, name, &parent, &hint, errp);
         if (ret < 0) {
             return ret;
         }
