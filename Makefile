@@ -44,7 +44,7 @@ demo: build qemu
 # docs/performance.rst (bench/run.py --smoke for a quick pass)
 bench: build qemu
 	scripts/install-deps.sh bench
-	bench/run.py --doc
+	/usr/bin/python3 bench/run.py --doc
 
 clean:
 	rm -rf build/main build/asan build/fuzz build/bin

@@ -127,3 +127,12 @@ def write(report, top):
     with open(os.path.join(top, "docs", "performance.rst"), "w") as f:
         f.write("\n".join(lines))
     plot(res, os.path.join(top, "docs", "performance-iops-qd.png"))
+
+
+if __name__ == "__main__":
+    # bench/report.py RESULTS.json: rewrite the docs from saved results
+    import json
+    import sys
+    with open(sys.argv[1]) as f:
+        write(json.load(f), os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))

@@ -89,7 +89,7 @@ run_iotests "QEMU's generic iotests on cloudfs" $(generic_iotests)
 # a smoke pass of the benchmarks (tiny sizes), only to keep them working
 echo "=== benchmark smoke pass"
 if scripts/install-deps.sh bench &&
-   python3 bench/run.py --smoke --out build/bench-smoke.json > build/bench-smoke.log 2>&1; then
+   /usr/bin/python3 bench/run.py --smoke --out build/bench-smoke.json > build/bench-smoke.log 2>&1; then
     passed=$((passed + 1))
 else
     tail -20 build/bench-smoke.log

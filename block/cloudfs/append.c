@@ -334,6 +334,7 @@ static void apply_ready(CfsDisk *disk)
             continue;
         }
         disk->valid_end = a->offset + cfs_rec_total(&a->rec);
+        cfs_sums_remember(disk, a->offset, &a->rec);
         a->state = CFS_APPEND_APPLIED;
     }
     if (disk->poisoned) {

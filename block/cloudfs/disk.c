@@ -10,14 +10,6 @@
 #include <string.h>
 #include "internal.h"
 
-static void record_free(gpointer p)
-{
-    CfsRecord *r = p;
-
-    cfs_record_clear(r);
-    g_free(r);
-}
-
 static CfsDisk *disk_new(const CfsIO *io)
 {
     CfsDisk *disk = g_new0(CfsDisk, 1);
@@ -25,8 +17,8 @@ static CfsDisk *disk_new(const CfsIO *io)
     disk->io = *io;
     disk->slot_newest = -1;
     g_queue_init(&disk->inflight);
-    disk->header_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                               g_free, record_free);
+    disk->sums_cache = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                             g_free, g_free);
     return disk;
 }
 
@@ -37,7 +29,7 @@ void cfs_disk_free(CfsDisk *disk)
     }
     g_assert(g_queue_is_empty(&disk->inflight));
     cfs_state_clear(&disk->head);
-    g_hash_table_destroy(disk->header_cache);
+    g_hash_table_destroy(disk->sums_cache);
     if (disk->version_ids) {
         g_array_free(disk->version_ids, TRUE);
     }
@@ -349,7 +341,7 @@ bool cfs_disk_verify(CfsDisk *disk, const CfsMapping *m, uint64_t skip,
                      const struct iovec *iov, int iovcnt, uint64_t length,
                      GError **errp)
 {
-    const CfsRecord *r = cfs_header_cached(disk, m->record_offset, errp);
+    const CfsSums *r = cfs_sums_cached(disk, m->record_offset, errp);
     uint64_t at = m->log_offset + skip;
     uint64_t payload_start;
 
@@ -357,16 +349,17 @@ bool cfs_disk_verify(CfsDisk *disk, const CfsMapping *m, uint64_t skip,
         return false;
     }
     payload_start = m->record_offset + r->padded_len;
-    if (at < payload_start || at + length > payload_start + r->payload_len ||
+    if (at < payload_start ||
+        at + length > payload_start + (uint64_t)r->nblocks * disk->block_size ||
         (at - payload_start) % disk->block_size) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
                     "index points outside the payload of the record at %"
                     G_GUINT64_FORMAT, m->record_offset);
         return false;
     }
-    return cfs_record_verify_blocks(r, disk->block_size,
-                                    (at - payload_start) / disk->block_size,
-                                    iov, iovcnt, length, at, errp);
+    return cfs_verify_sums(r->sums_le, disk->block_size,
+                           (at - payload_start) / disk->block_size,
+                           iov, iovcnt, length, at, errp);
 }
 
 void cfs_disk_set_parent(CfsDisk *disk, CfsDisk *parent)

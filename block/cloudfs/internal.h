@@ -65,11 +65,10 @@ static inline const uint8_t *cfs_rec_body(const CfsRecord *r)
 {
     return r->buf + sizeof(CfsRecordHeader);
 }
-static inline uint64_t cfs_rec_checksum(const CfsRecord *r, uint32_t i)
+/* The payload block checksums, little-endian u64s after the body */
+static inline const uint8_t *cfs_rec_sums(const CfsRecord *r)
 {
-    uint64_t v;
-    memcpy(&v, cfs_rec_body(r) + cfs_rec_hdr(r)->body_len + 8ull * i, 8);
-    return GUINT64_FROM_LE(v);
+    return cfs_rec_body(r) + GUINT32_FROM_LE(cfs_rec_hdr(r)->body_len);
 }
 static inline uint64_t cfs_rec_total(const CfsRecord *r)
 {
@@ -100,6 +99,10 @@ bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
                               uint32_t first, const struct iovec *iov,
                               int iovcnt, uint64_t length, uint64_t where,
                               GError **errp);
+/* The same against a record's little-endian checksum array */
+bool cfs_verify_sums(const uint8_t *sums_le, uint32_t block_size,
+                     uint32_t first, const struct iovec *iov, int iovcnt,
+                     uint64_t length, uint64_t where, GError **errp);
 /* Read and verify the whole payload of a record at offset */
 bool cfs_record_verify_payload(const CfsIO *io, const CfsRecord *r,
                                uint32_t block_size, uint64_t offset,
@@ -190,7 +193,8 @@ struct CfsDisk {
     int slot_newest;            /* -1: none */
 
     CfsDisk *parent;
-    GHashTable *header_cache;   /* record offset -> CfsRecord * */
+    GHashTable *sums_cache;     /* record offset -> CfsSums * */
+    uint64_t sums_cache_bytes;
     GArray *version_ids;        /* lazily built: version -> id (delta) */
 };
 
@@ -216,8 +220,20 @@ bool cfs_successor_vouches(CfsDisk *disk, const CfsRecord *r, uint64_t next,
 /* Record id of version v (v <= head) */
 bool cfs_version_id_at(CfsDisk *disk, uint64_t version,
                        uint8_t id[CFS_ID_LEN], GError **errp);
-const CfsRecord *cfs_header_cached(CfsDisk *disk, uint64_t record_offset,
-                                   GError **errp);
+/*
+ * What reads need of a record to verify data: where its payload starts
+ * and its block checksums.  Cached by record offset, bounded in bytes, and
+ * filled by the write path too, so reads after writes never miss.
+ */
+typedef struct CfsSums {
+    uint32_t padded_len;
+    uint32_t nblocks;
+    uint8_t sums_le[];          /* nblocks * 8 */
+} CfsSums;
+const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
+                               GError **errp);
+void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
+                       const CfsRecord *r);
 
 /* checkpoint.c */
 bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,

@@ -8,7 +8,8 @@
 #include <string.h>
 #include "internal.h"
 
-#define HEADER_CACHE_MAX 4096
+/* 64 MiB of checksums cover 32 GiB of guest data at 4 KiB blocks */
+#define SUMS_CACHE_BYTES (64ull << 20)
 
 static void tag_free(gpointer p)
 {
@@ -513,29 +514,54 @@ bool cfs_version_id_at(CfsDisk *disk, uint64_t version,
     return true;
 }
 
-const CfsRecord *cfs_header_cached(CfsDisk *disk, uint64_t record_offset,
-                                   GError **errp)
+void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
+                       const CfsRecord *r)
 {
-    CfsRecord *r = g_hash_table_lookup(disk->header_cache, &record_offset);
-    int64_t file_size;
+    uint32_t nblocks = GUINT32_FROM_LE(cfs_rec_hdr(r)->payload_blocks);
+    size_t bytes = sizeof(CfsSums) + 8ull * nblocks;
+    CfsSums *sums;
 
-    if (r) {
-        return r;
+    if (nblocks == 0 || !cfs_rec_is_chain(r)) {
+        return;     /* only WRITE records hold guest data */
     }
-    file_size = disk->io.size(disk->io.opaque);
-    r = g_new0(CfsRecord, 1);
-    if (!cfs_record_read(&disk->io, &disk->sb, record_offset, file_size, r,
-                         errp)) {
-        g_free(r);
+    if (disk->sums_cache_bytes + bytes > SUMS_CACHE_BYTES) {
+        /* simple and bounded; the working set refills it */
+        g_hash_table_remove_all(disk->sums_cache);
+        disk->sums_cache_bytes = 0;
+    }
+    sums = g_malloc(bytes);
+    sums->padded_len = r->padded_len;
+    sums->nblocks = nblocks;
+    memcpy(sums->sums_le, cfs_rec_sums(r), 8ull * nblocks);
+    g_hash_table_replace(disk->sums_cache,
+                         g_memdup2(&record_offset, sizeof(record_offset)),
+                         sums);
+    disk->sums_cache_bytes += bytes;
+}
+
+const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
+                               GError **errp)
+{
+    const CfsSums *sums = g_hash_table_lookup(disk->sums_cache,
+                                              &record_offset);
+    CfsRecord r;
+
+    if (sums) {
+        return sums;
+    }
+    if (!cfs_record_read(&disk->io, &disk->sb, record_offset,
+                         disk->io.size(disk->io.opaque), &r, errp)) {
         return NULL;
     }
-    if (g_hash_table_size(disk->header_cache) >= HEADER_CACHE_MAX) {
-        /* simple and bounded; a hot working set refills quickly */
-        g_hash_table_remove_all(disk->header_cache);
+    cfs_sums_remember(disk, record_offset, &r);
+    cfs_record_clear(&r);
+    sums = g_hash_table_lookup(disk->sums_cache, &record_offset);
+    if (!sums) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                    "index points at a record without data at offset %"
+                    G_GUINT64_FORMAT, record_offset);
     }
-    g_hash_table_insert(disk->header_cache,
-                        g_memdup2(&record_offset, sizeof(record_offset)), r);
-    return r;
+    return sums;
 }
 
 bool cfs_disk_walk(CfsDisk *disk, CfsRecordFn fn, void *opaque,

@@ -296,6 +296,14 @@ bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
                               int iovcnt, uint64_t length, uint64_t where,
                               GError **errp)
 {
+    return cfs_verify_sums(cfs_rec_sums(r), block_size, first, iov, iovcnt,
+                           length, where, errp);
+}
+
+bool cfs_verify_sums(const uint8_t *sums_le, uint32_t block_size,
+                     uint32_t first, const struct iovec *iov, int iovcnt,
+                     uint64_t length, uint64_t where, GError **errp)
+{
     g_autofree uint8_t *bounce = NULL;
     uint64_t nblocks = length / block_size;
     int vi = 0;
@@ -333,8 +341,11 @@ bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
             }
             block = bounce;
         }
+        uint64_t want;
+
+        memcpy(&want, sums_le + 8ull * index, 8);
         if (cfs_block_checksum(block, block_size, index) !=
-            cfs_rec_checksum(r, index)) {
+            GUINT64_FROM_LE(want)) {
             g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
                         "data block at image offset %" G_GUINT64_FORMAT
                         " is corrupt (checksum mismatch)",
