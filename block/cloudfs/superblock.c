@@ -187,11 +187,44 @@ static bool write_new_image(const CfsIO *io, const CfsSuperblock *sb,
            cfs_superblock_write(io, sb, errp) && cfs_io_flush(io, errp);
 }
 
+/*
+ * Set (or clear, without has_parent) the parent reference of a
+ * superblock; false if the parent's name does not fit.
+ */
+static bool set_parent_fields(CfsSuperblock *sb, const CfsCreateOptions *opts,
+                              GError **errp)
+{
+    size_t hint_len = opts->has_parent && opts->parent_hint ?
+                      strlen(opts->parent_hint) : 0;
+    uint64_t incompat = GUINT64_FROM_LE(sb->incompat_features);
+
+    if (hint_len > CFS_PARENT_HINT_MAX) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                    "parent name is longer than %d bytes",
+                    CFS_PARENT_HINT_MAX);
+        return false;
+    }
+    memset(sb->parent_disk_id, 0, CFS_ID_LEN);
+    sb->parent_version = 0;
+    memset(sb->parent_version_id, 0, CFS_ID_LEN);
+    memset(sb->parent_hint, 0, sizeof(sb->parent_hint));
+    incompat &= ~CFS_INCOMPAT_PARENT;
+    if (opts->has_parent) {
+        incompat |= CFS_INCOMPAT_PARENT;
+        memcpy(sb->parent_disk_id, opts->parent_disk_id, CFS_ID_LEN);
+        sb->parent_version = GUINT64_TO_LE(opts->parent_version);
+        memcpy(sb->parent_version_id, opts->parent_version_id, CFS_ID_LEN);
+        memcpy(sb->parent_hint, opts->parent_hint, hint_len);
+    }
+    sb->parent_hint_len = GUINT16_TO_LE(hint_len);
+    sb->incompat_features = GUINT64_TO_LE(incompat);
+    return true;
+}
+
 bool cfs_disk_create(const CfsIO *io, const CfsCreateOptions *opts,
                      uint8_t disk_id_out[CFS_ID_LEN], GError **errp)
 {
     uint32_t block_size = opts->block_size ?: CFS_DEFAULT_BLOCK_SIZE;
-    size_t hint_len = opts->parent_hint ? strlen(opts->parent_hint) : 0;
     CfsSuperblock sb = { 0 };
 
     if (block_size < CFS_MIN_BLOCK_SIZE || block_size > CFS_MAX_BLOCK_SIZE ||
@@ -207,10 +240,7 @@ bool cfs_disk_create(const CfsIO *io, const CfsCreateOptions *opts,
                     opts->size);
         return false;
     }
-    if (hint_len > CFS_PARENT_HINT_MAX) {
-        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
-                    "parent name is longer than %d bytes",
-                    CFS_PARENT_HINT_MAX);
+    if (!set_parent_fields(&sb, opts, errp)) {
         return false;
     }
     memcpy(sb.magic, CFS_MAGIC, CFS_MAGIC_LEN);
@@ -222,14 +252,6 @@ bool cfs_disk_create(const CfsIO *io, const CfsCreateOptions *opts,
     sb.log_start = GUINT64_TO_LE(cfs_align_up(CFS_META_END, block_size));
     sb.created_ns = GUINT64_TO_LE(cfs_now_ns());
     cfs_random_bytes(sb.secret, CFS_SECRET_LEN);
-    if (opts->has_parent) {
-        sb.incompat_features = GUINT64_TO_LE(CFS_INCOMPAT_PARENT);
-        memcpy(sb.parent_disk_id, opts->parent_disk_id, CFS_ID_LEN);
-        sb.parent_version = GUINT64_TO_LE(opts->parent_version);
-        memcpy(sb.parent_version_id, opts->parent_version_id, CFS_ID_LEN);
-        sb.parent_hint_len = GUINT16_TO_LE(hint_len);
-        memcpy(sb.parent_hint, opts->parent_hint, hint_len);
-    }
     cfs_superblock_seal(&sb);
     if (!write_new_image(io, &sb, errp)) {
         return false;
@@ -244,33 +266,11 @@ bool cfs_disk_set_parent_ref(CfsDisk *disk, const CfsCreateOptions *opts,
                              GError **errp)
 {
     CfsSuperblock sb = disk->sb;
-    size_t hint_len = opts->parent_hint ? strlen(opts->parent_hint) : 0;
-    uint64_t incompat = GUINT64_FROM_LE(sb.incompat_features);
 
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (!cfs_disk_check_writable(disk, errp) ||
+        !set_parent_fields(&sb, opts, errp)) {
         return false;
     }
-    if (hint_len > CFS_PARENT_HINT_MAX) {
-        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
-                    "parent name is longer than %d bytes",
-                    CFS_PARENT_HINT_MAX);
-        return false;
-    }
-    memset(sb.parent_disk_id, 0, CFS_ID_LEN);
-    sb.parent_version = 0;
-    memset(sb.parent_version_id, 0, CFS_ID_LEN);
-    sb.parent_hint_len = 0;
-    memset(sb.parent_hint, 0, sizeof(sb.parent_hint));
-    incompat &= ~CFS_INCOMPAT_PARENT;
-    if (opts->has_parent) {
-        incompat |= CFS_INCOMPAT_PARENT;
-        memcpy(sb.parent_disk_id, opts->parent_disk_id, CFS_ID_LEN);
-        sb.parent_version = GUINT64_TO_LE(opts->parent_version);
-        memcpy(sb.parent_version_id, opts->parent_version_id, CFS_ID_LEN);
-        sb.parent_hint_len = GUINT16_TO_LE(hint_len);
-        memcpy(sb.parent_hint, opts->parent_hint, hint_len);
-    }
-    sb.incompat_features = GUINT64_TO_LE(incompat);
     cfs_superblock_seal(&sb);
     /* the one in-place metadata write of the format: see format.rst */
     if (!cfs_superblock_write(&disk->io, &sb, errp) ||
