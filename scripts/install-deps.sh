@@ -9,6 +9,7 @@ packages=(
     clang libclang-rt-14-dev        # fuzzing and sanitizers
     clang-16                        # QEMU's -Wthread-safety needs clang >= 15
     python3 python3-docutils        # docs checks
+    e2fsprogs                       # the VM test checks the guest's file system
 )
 
 # `install-deps.sh bench` adds what the benchmarks need
