@@ -18,36 +18,6 @@ static uint64_t delta_checksum(const CfsDeltaHeader *h)
     return XXH3_64bits(h, G_STRUCT_OFFSET(CfsDeltaHeader, checksum));
 }
 
-/* File offset from which a forward scan reaches version + 1 */
-static uint64_t scan_offset_for(CfsDisk *disk, uint64_t version)
-{
-    int64_t file_size = disk->io.size(disk->io.opaque);
-    uint64_t ckpt = disk->ckpt_offset;
-
-    while (ckpt) {
-        CfsRecord r;
-        CfsCkptBody body;
-        uint64_t v;
-
-        if (!cfs_record_read(&disk->io, &disk->sb, ckpt, file_size, &r,
-                             NULL)) {
-            break;
-        }
-        v = GUINT64_FROM_LE(cfs_rec_hdr(&r)->version);
-        memcpy(&body, cfs_rec_body(&r), sizeof(body));
-        if (v <= version) {
-            uint64_t end = ckpt + cfs_rec_total(&r);
-
-            cfs_record_clear(&r);
-            return end;
-        }
-        ckpt = GUINT64_FROM_LE(body.prev_checkpoint) < ckpt ?
-               GUINT64_FROM_LE(body.prev_checkpoint) : 0;
-        cfs_record_clear(&r);
-    }
-    return GUINT64_FROM_LE(disk->sb.log_start);
-}
-
 static bool export_record(CfsDisk *disk, const CfsRecord *r, uint64_t offset,
                           CfsSinkFn sink, void *opaque, GError **errp)
 {
@@ -111,7 +81,8 @@ bool cfs_delta_export(CfsDisk *disk, uint64_t from, uint64_t to,
         return false;
     }
 
-    offset = scan_offset_for(disk, from);
+    /* records after a checkpoint at or before from are all newer */
+    cfs_checkpoint_before(disk, from, &offset);
     while (offset < disk->valid_end) {
         CfsRecord r;
         uint64_t v;

@@ -204,6 +204,13 @@ bool cfs_state_check(CfsDisk *disk, const CfsState *st, const CfsRecord *r,
                      uint64_t offset, GError **errp);
 bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
                      uint64_t offset, GError **errp);
+/*
+ * Newest checkpoint describing a version <= version, following the chain
+ * back from the newest: its offset (0 if none) and in *end where the log
+ * after it starts (log_start if none).  Reads headers only.
+ */
+uint64_t cfs_checkpoint_before(CfsDisk *disk, uint64_t version,
+                               uint64_t *end);
 /* Build the state of any version <= head from checkpoints and the log */
 bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
                      GError **errp);

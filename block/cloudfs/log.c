@@ -288,40 +288,45 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
     return true;
 }
 
-bool cfs_find_scan_start(CfsDisk *disk, uint64_t version, CfsState *st,
-                         uint64_t *offset, GError **errp)
+uint64_t cfs_checkpoint_before(CfsDisk *disk, uint64_t version,
+                               uint64_t *end)
 {
     uint64_t ckpt = disk->ckpt_offset;
     int64_t file_size = disk->io.size(disk->io.opaque);
 
-    /* Walk the checkpoint chain back to one at or before version.  A bad
-     * link is not fatal: the log from its start always works. */
+    /* A bad link ends the walk: the log from its start always works */
     while (ckpt && file_size > 0) {
         CfsRecord r;
-        uint64_t prev, end;
+        CfsCkptBody body;
+        uint64_t older;
 
         if (!cfs_record_read(&disk->io, &disk->sb, ckpt, file_size, &r,
                              NULL)) {
             break;
         }
         if (GUINT64_FROM_LE(cfs_rec_hdr(&r)->version) <= version) {
+            *end = ckpt + cfs_rec_total(&r);
             cfs_record_clear(&r);
-            if (cfs_checkpoint_load(disk, ckpt, st, &prev, &end, NULL)) {
-                *offset = end;
-                return true;
-            }
-            break;
+            return ckpt;
         }
-        {
-            CfsCkptBody body;
-            uint64_t older;
-
-            memcpy(&body, cfs_rec_body(&r), sizeof(body));
-            older = GUINT64_FROM_LE(body.prev_checkpoint);
-            /* the chain goes backwards, or a crafted one loops forever */
-            ckpt = older < ckpt ? older : 0;
-        }
+        memcpy(&body, cfs_rec_body(&r), sizeof(body));
+        older = GUINT64_FROM_LE(body.prev_checkpoint);
         cfs_record_clear(&r);
+        /* the chain goes backwards, or a crafted one loops forever */
+        ckpt = older < ckpt ? older : 0;
+    }
+    *end = GUINT64_FROM_LE(disk->sb.log_start);
+    return 0;
+}
+
+bool cfs_find_scan_start(CfsDisk *disk, uint64_t version, CfsState *st,
+                         uint64_t *offset, GError **errp)
+{
+    uint64_t prev;
+    uint64_t ckpt = cfs_checkpoint_before(disk, version, offset);
+
+    if (ckpt && cfs_checkpoint_load(disk, ckpt, st, &prev, offset, NULL)) {
+        return true;
     }
     cfs_state_init_base(st, &disk->sb);
     *offset = GUINT64_FROM_LE(disk->sb.log_start);
