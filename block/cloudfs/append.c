@@ -67,7 +67,10 @@ bool cfs_disk_check_writable(CfsDisk *disk, GError **errp)
     }
     if (disk->poisoned) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_IO,
-                    "an earlier write to the log failed; reopen the disk");
+                    disk->index_broken
+                    ? "the index could not be updated after a write; reopen "
+                      "the disk (or run 'cloudfs check')"
+                    : "an earlier write to the log failed; reopen the disk");
         return false;
     }
     return true;
@@ -326,9 +329,17 @@ static void apply_ready(CfsDisk *disk)
         g_autoptr(GError) err = NULL;
 
         g_queue_pop_head(&disk->inflight);
-        if (disk->poisoned || a->ret < 0 ||
-            !cfs_state_apply(disk, &disk->head, &a->rec, a->offset, &err)) {
+        if (disk->poisoned || a->ret < 0) {
             /* records after this one chain to it: they are lost too */
+            disk->poisoned = true;
+            a->state = CFS_APPEND_FAILED;
+            continue;
+        }
+        if (!cfs_state_apply(disk, &disk->head, &a->rec, a->offset, &err)) {
+            /* the record is in the file but the index could not take it
+             * (an index node failed to read), perhaps only in part: no
+             * more appends, which could overwrite what it maps */
+            disk->index_broken = true;
             disk->poisoned = true;
             a->state = CFS_APPEND_FAILED;
             continue;
@@ -355,7 +366,7 @@ static void apply_ready(CfsDisk *disk)
  */
 void cfs_disk_recover_tail(CfsDisk *disk)
 {
-    if (!g_queue_is_empty(&disk->inflight)) {
+    if (!g_queue_is_empty(&disk->inflight) || disk->index_broken) {
         return;
     }
     disk->log_end = disk->valid_end;

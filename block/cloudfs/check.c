@@ -41,27 +41,58 @@ static bool tags_equal(GHashTable *a, GHashTable *b)
     return true;
 }
 
-static void compare_checkpoint(CfsDisk *disk, uint64_t offset,
-                               const CfsState *st, CfsCheckResult *res)
+/*
+ * Compare a checkpoint with the state replayed up to it.  The index of the
+ * checkpoint that opening uses is compared extent by extent, which reads
+ * every node of its tree; older ones (whose trees mostly share those
+ * nodes) only by their sums, unless they are small.
+ */
+static bool compare_checkpoint(CfsDisk *disk, uint64_t offset, CfsState *st,
+                               CfsCheckResult *res, GError **errp)
 {
     g_autoptr(GError) err = NULL;
     CfsState ck;
     uint64_t prev, end;
+    bool same = true;
 
     if (!cfs_checkpoint_load(disk, offset, &ck, &prev, &end, &err)) {
+        if (err->code == CFS_ERROR_IO) {
+            g_propagate_error(errp, g_steal_pointer(&err));
+            return false;
+        }
         res->corruptions++;
+        res->index_corruptions += err->code == CFS_ERROR_INDEX;
         note(res, "checkpoint at offset %" G_GUINT64_FORMAT ": %s", offset,
              err->message);
-        return;
+        return true;
     }
-    if (ck.size != st->size || !cfs_index_equal(ck.index, st->index) ||
-        !tags_equal(ck.tags, st->tags)) {
+    if (offset == disk->ckpt_offset || cfs_index_count(st->index) <= 65536) {
+        if (!cfs_index_equal(ck.index, st->index, &same, &err)) {
+            cfs_state_clear(&ck);
+            if (err->code == CFS_ERROR_IO) {
+                g_propagate_error(errp, g_steal_pointer(&err));
+                return false;
+            }
+            res->corruptions++;
+            res->index_corruptions++;
+            note(res, "checkpoint at offset %" G_GUINT64_FORMAT ": %s",
+                 offset, err->message);
+            return true;
+        }
+    } else {
+        same = cfs_index_count(ck.index) == cfs_index_count(st->index) &&
+               cfs_index_data_bytes(ck.index) ==
+               cfs_index_data_bytes(st->index);
+    }
+    if (ck.size != st->size || !same || !tags_equal(ck.tags, st->tags)) {
         res->corruptions++;
         note(res, "checkpoint at offset %" G_GUINT64_FORMAT " does not match "
              "the state replayed from the log at version %" G_GUINT64_FORMAT,
              offset, st->version);
+        res->index_corruptions++;
     }
     cfs_state_clear(&ck);
+    return true;
 }
 
 /* Count block-aligned valid record headers after the end of the log: a
@@ -120,7 +151,10 @@ static bool live_bytes(CfsDisk *disk, CfsCheckResult *res, GError **errp)
     g_autoptr(GPtrArray) tags = cfs_state_sorted_tags(&disk->head);
     uint64_t total = 0, end = 0;
 
-    cfs_index_foreach(disk->head.index, add_range, &ctx);
+    if (!cfs_index_foreach(disk->head.index, add_range, &ctx, errp)) {
+        g_array_free(ctx.ranges, TRUE);
+        return false;
+    }
     for (guint i = 0; i < tags->len; i++) {
         const CfsTag *t = tags->pdata[i];
         CfsState st;
@@ -138,7 +172,12 @@ static bool live_bytes(CfsDisk *disk, CfsCheckResult *res, GError **errp)
                  "be rebuilt: %s", t->name, t->version, err->message);
             continue;
         }
-        cfs_index_foreach(st.index, add_range, &ctx);
+        if (!cfs_index_foreach(st.index, add_range, &ctx, &err)) {
+            cfs_state_clear(&st);
+            g_propagate_error(errp, g_steal_pointer(&err));
+            g_array_free(ctx.ranges, TRUE);
+            return false;
+        }
         cfs_state_clear(&st);
     }
     g_array_sort(ctx.ranges, range_cmp);
@@ -194,14 +233,39 @@ static void check_slots(CfsDisk *disk, CfsCheckResult *res, bool bad[2])
     cfs_free_aligned(buf);
 }
 
+/* The checkpoints opening and rebuilding history use: the newest one and
+ * those its chain of previous checkpoints reaches */
+static GHashTable *checkpoints_in_use(CfsDisk *disk, uint64_t file_size)
+{
+    GHashTable *set = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                            g_free, NULL);
+    uint64_t at = disk->ckpt_offset;
+
+    while (at) {
+        CfsRecord r;
+        CfsCkptBody body;
+
+        g_hash_table_add(set, g_memdup2(&at, sizeof(at)));
+        if (!cfs_record_read(&disk->io, &disk->sb, at, file_size, &r, NULL)) {
+            break;
+        }
+        memcpy(&body, cfs_rec_body(&r), sizeof(body));
+        cfs_record_clear(&r);
+        at = GUINT64_FROM_LE(body.prev_checkpoint) < at ?
+             GUINT64_FROM_LE(body.prev_checkpoint) : 0;
+    }
+    return set;
+}
+
 static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
                      GError **errp)
 {
+    g_autoptr(GHashTable) in_use = checkpoints_in_use(disk, file_size);
     uint64_t offset = GUINT64_FROM_LE(disk->sb.log_start);
     CfsState st;
     bool ok = true;
 
-    cfs_state_init_base(&st, &disk->sb);
+    cfs_state_init_base(&st, disk);
     for (;;) {
         g_autoptr(GError) err = NULL;
         CfsRecord r;
@@ -228,8 +292,12 @@ static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
                 cfs_record_clear(&r);
                 break;      /* a torn last append */
             }
-        } else if (type == CFS_REC_CHECKPOINT) {
-            compare_checkpoint(disk, offset, &st, res);
+        } else if (type == CFS_REC_CHECKPOINT &&
+                   g_hash_table_contains(in_use, &offset) &&
+                   !compare_checkpoint(disk, offset, &st, res, errp)) {
+            cfs_record_clear(&r);
+            ok = false;
+            break;
         }
         if (!cfs_state_apply(disk, &st, &r, offset, &err)) {
             note(res, "log ends at offset %" G_GUINT64_FORMAT ": %s", offset,
@@ -257,6 +325,30 @@ static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
     return ok;
 }
 
+/*
+ * The log is intact but a checkpoint's index is not: replay the whole log
+ * into a fresh index and write it as a new checkpoint, which every later
+ * open uses instead of the damaged one.
+ */
+static bool rebuild_index(const CfsIO *io, CfsCheckResult *res,
+                          GError **errp)
+{
+    CfsDisk *disk = cfs_disk_open(io, CFS_OPEN_RDWR | CFS_OPEN_REBUILD_INDEX,
+                                  CFS_VERSION_HEAD, errp);
+
+    if (!disk || !cfs_disk_checkpoint(disk, errp)) {
+        cfs_disk_free(disk);
+        return false;
+    }
+    cfs_disk_free(disk);
+    res->repaired = true;
+    res->corruptions -= res->index_corruptions;
+    res->index_corruptions = 0;
+    note(res, "repaired: rebuilt the index from the log in a new "
+         "checkpoint");
+    return true;
+}
+
 bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
                GError **errp)
 {
@@ -272,6 +364,12 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
     }
     file_size = io->size(io->opaque);
     res->file_size = file_size;
+    if (disk->ignore_checkpoints) {
+        res->corruptions++;
+        res->index_corruptions++;
+        note(res, "the index of the newest checkpoint is damaged; opening "
+             "rebuilds it from the log each time");
+    }
     if (!walk_log(disk, file_size, res, errp) ||
         !live_bytes(disk, res, errp)) {
         cfs_disk_free(disk);
@@ -307,6 +405,14 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
     check_slots(disk, res, bad_slot);
     res->corruptions += bad_slot[0] + bad_slot[1];
 
+    if (repair && res->index_corruptions && !res->torn_bytes &&
+        disk->valid_end == res->log_end) {
+        cfs_disk_free(disk);
+        disk = NULL;
+        if (!rebuild_index(io, res, errp)) {
+            return false;
+        }
+    }
     if (repair && (res->torn_bytes || bad_slot[0] || bad_slot[1])) {
         int ret = 0;
 

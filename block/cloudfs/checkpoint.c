@@ -9,40 +9,18 @@
 #include <string.h>
 #include "internal.h"
 
-typedef struct Writer {
-    uint8_t *buf;
-    uint64_t pos;
-} Writer;
-
-static bool put_extent(const CfsExtent *e, void *opaque)
-{
-    Writer *w = opaque;
-    CfsCkptExtent ce = {
-        .guest_offset = GUINT64_TO_LE(e->guest_offset),
-        .log_offset = GUINT64_TO_LE(e->log_offset),
-        .record_offset = GUINT64_TO_LE(e->record_offset),
-        .nblocks = GUINT32_TO_LE(e->nblocks),
-        .kind = GUINT16_TO_LE(e->kind),
-    };
-
-    memcpy(w->buf + w->pos, &ce, sizeof(ce));
-    w->pos += sizeof(ce);
-    return true;
-}
-
-uint8_t *cfs_checkpoint_serialize(const CfsState *st, uint32_t block_size,
-                                  uint64_t *state_bytes, uint32_t *nblocks)
+/* Tags and root of a checkpoint: the payload's first state_bytes */
+static uint8_t *encode_state(const CfsState *st, uint64_t *state_bytes)
 {
     g_autoptr(GPtrArray) tags = cfs_state_sorted_tags(st);
-    uint64_t extents = cfs_index_count(st->index);
-    uint64_t bytes = tags->len * sizeof(CfsCkptTag) + sizeof(CfsCkptRoot) +
-                     extents * sizeof(CfsCkptExtent);
-    uint64_t padded = cfs_align_up(bytes, block_size);
-    Writer w = { .buf = cfs_alloc_aligned(padded) };
+    uint64_t bytes = tags->len * sizeof(CfsCkptTag) + sizeof(CfsCkptRoot);
+    uint8_t *buf = g_malloc0(bytes);
     CfsCkptRoot root = {
         .version = GUINT64_TO_LE(st->version),
         .virtual_size = GUINT64_TO_LE(st->size),
-        .extent_count = GUINT64_TO_LE(extents),
+        .extent_count = GUINT64_TO_LE(cfs_index_count(st->index)),
+        .data_bytes = GUINT64_TO_LE(cfs_index_data_bytes(st->index)),
+        .root_node = GUINT64_TO_LE(cfs_index_root_node(st->index)),
     };
 
     for (guint i = 0; i < tags->len; i++) {
@@ -55,17 +33,12 @@ uint8_t *cfs_checkpoint_serialize(const CfsState *st, uint32_t block_size,
 
         memcpy(ct.version_id, t->version_id, CFS_ID_LEN);
         memcpy(ct.name, t->name, strlen(t->name));
-        memcpy(w.buf + w.pos, &ct, sizeof(ct));
-        w.pos += sizeof(ct);
+        memcpy(buf + i * sizeof(ct), &ct, sizeof(ct));
     }
     memcpy(root.version_id, st->version_id, CFS_ID_LEN);
-    memcpy(w.buf + w.pos, &root, sizeof(root));
-    w.pos += sizeof(root);
-    cfs_index_foreach(st->index, put_extent, &w);
-    g_assert(w.pos == bytes);
+    memcpy(buf + tags->len * sizeof(CfsCkptTag), &root, sizeof(root));
     *state_bytes = bytes;
-    *nblocks = padded / block_size;
-    return w.buf;
+    return buf;
 }
 
 static bool ckpt_bad(GError **errp, const char *why)
@@ -75,34 +48,23 @@ static bool ckpt_bad(GError **errp, const char *why)
     return false;
 }
 
-bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
-                          const CfsCkptBody *body, uint32_t block_size,
-                          CfsState *st, GError **errp)
+static bool parse_tags(const uint8_t *payload, uint32_t tag_count,
+                       CfsState *st, GError **errp)
 {
-    uint32_t tag_count = GUINT32_FROM_LE(body->tag_count);
-    uint64_t pos = (uint64_t)tag_count * sizeof(CfsCkptTag);
-    CfsCkptRoot root;
-    uint64_t extents;
-
-    if (GUINT32_FROM_LE(body->root_count) < 1 ||
-        pos + sizeof(root) > state_bytes) {
-        return ckpt_bad(errp, "no root");
-    }
-    cfs_state_init_empty(st, block_size);
     for (uint32_t i = 0; i < tag_count; i++) {
         CfsCkptTag ct;
         CfsTag *t;
+        uint16_t len;
 
         memcpy(&ct, payload + i * sizeof(ct), sizeof(ct));
-        if (GUINT16_FROM_LE(ct.name_len) == 0 || ct.reserved ||
-            GUINT16_FROM_LE(ct.name_len) > CFS_TAG_NAME_MAX ||
-            memchr(ct.name, 0, GUINT16_FROM_LE(ct.name_len)) ||
-            !cfs_is_zero(ct.name + GUINT16_FROM_LE(ct.name_len),
-                         sizeof(ct.name) - GUINT16_FROM_LE(ct.name_len))) {
+        len = GUINT16_FROM_LE(ct.name_len);
+        if (len == 0 || ct.reserved || len > CFS_TAG_NAME_MAX ||
+            memchr(ct.name, 0, len) ||
+            !cfs_is_zero(ct.name + len, sizeof(ct.name) - len)) {
             return ckpt_bad(errp, "bad tag name");
         }
         t = g_new0(CfsTag, 1);
-        t->name = g_strndup(ct.name, GUINT16_FROM_LE(ct.name_len));
+        t->name = g_strndup(ct.name, len);
         t->version = GUINT64_FROM_LE(ct.version);
         t->timestamp_ns = GUINT64_FROM_LE(ct.timestamp_ns);
         memcpy(t->version_id, ct.version_id, CFS_ID_LEN);
@@ -114,51 +76,25 @@ bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
         }
         g_hash_table_insert(st->tags, t->name, t);
     }
-    memcpy(&root, payload + pos, sizeof(root));
-    pos += sizeof(root);
-    extents = GUINT64_FROM_LE(root.extent_count);
-    st->version = GUINT64_FROM_LE(root.version);
-    memcpy(st->version_id, root.version_id, CFS_ID_LEN);
-    st->size = GUINT64_FROM_LE(root.virtual_size);
-    if (st->size == 0 || st->size % block_size || root.reserved ||
-        extents != (state_bytes - pos) / sizeof(CfsCkptExtent) ||
-        (state_bytes - pos) % sizeof(CfsCkptExtent)) {
-        return ckpt_bad(errp, "bad root");
-    }
-    for (uint64_t i = 0; i < extents; i++) {
-        CfsCkptExtent ce;
-        CfsExtent e;
-
-        memcpy(&ce, payload + pos + i * sizeof(ce), sizeof(ce));
-        e = (CfsExtent) {
-            .guest_offset = GUINT64_FROM_LE(ce.guest_offset),
-            .log_offset = GUINT64_FROM_LE(ce.log_offset),
-            .record_offset = GUINT64_FROM_LE(ce.record_offset),
-            .nblocks = GUINT32_FROM_LE(ce.nblocks),
-            .kind = GUINT16_FROM_LE(ce.kind),
-        };
-        if ((e.kind != CFS_EXTENT_DATA && e.kind != CFS_EXTENT_ZERO) ||
-            ce.reserved ||
-            (e.kind == CFS_EXTENT_ZERO && (e.log_offset || e.record_offset)) ||
-            e.guest_offset >= st->size ||
-            (uint64_t)e.nblocks * block_size > st->size - e.guest_offset ||
-            (e.kind == CFS_EXTENT_DATA &&
-             (e.log_offset % block_size || e.log_offset <= e.record_offset)) ||
-            !cfs_index_append(st->index, &e)) {
-            return ckpt_bad(errp, "bad extent");
-        }
-    }
     return true;
 }
 
+/*
+ * Load the checkpoint record at offset: its tags and root, verified
+ * against the record's block checksums, and the root node of its index.
+ * The rest of the tree is read when it is needed.
+ */
 bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
                          uint64_t *prev, uint64_t *end, GError **errp)
 {
     int64_t file_size = disk->io.size(disk->io.opaque);
+    uint32_t bs = disk->block_size;
     CfsRecord r;
     CfsCkptBody body;
+    CfsCkptRoot root;
     uint8_t *payload = NULL;
-    uint64_t state_bytes;
+    uint64_t state_bytes, state_len, nodes_at, root_node;
+    uint32_t tag_count, node_count;
     bool ok = false;
 
     memset(st, 0, sizeof(*st));
@@ -171,58 +107,93 @@ bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
     }
     memcpy(&body, cfs_rec_body(&r), sizeof(body));
     state_bytes = GUINT64_FROM_LE(body.state_bytes);
-    if (state_bytes > r.payload_len) {
-        ckpt_bad(errp, "state larger than its payload");
+    tag_count = GUINT32_FROM_LE(body.tag_count);
+    node_count = GUINT32_FROM_LE(body.node_count);
+    nodes_at = cfs_align_up(state_bytes, CFS_NODE_SIZE);
+    if (state_bytes != (uint64_t)tag_count * sizeof(CfsCkptTag) +
+                       sizeof(CfsCkptRoot) || body.reserved ||
+        nodes_at + (uint64_t)node_count * CFS_NODE_SIZE > r.payload_len ||
+        r.payload_len - nodes_at - (uint64_t)node_count * CFS_NODE_SIZE >=
+        MAX(bs, CFS_NODE_SIZE) ||
+        body.replay_horizon != disk->sb.log_start) {
+        ckpt_bad(errp, "bad sizes or replay horizon");
         goto out;
     }
-    payload = cfs_alloc_aligned(r.payload_len);
+    /* only the blocks holding tags and roots; nodes check themselves */
+    state_len = MIN(cfs_align_up(nodes_at, bs), r.payload_len);
+    payload = cfs_alloc_aligned(state_len);
     {
-        struct iovec iov = { .iov_base = payload, .iov_len = r.payload_len };
+        struct iovec iov = { .iov_base = payload, .iov_len = state_len };
 
-        if (!cfs_io_pread(&disk->io, payload, r.payload_len,
+        if (!cfs_io_pread(&disk->io, payload, state_len,
                           offset + r.padded_len, errp) ||
-            !cfs_record_verify_blocks(&r, disk->block_size, 0, &iov, 1,
-                                      r.payload_len, offset + r.padded_len,
-                                      errp)) {
+            !cfs_record_verify_blocks(&r, bs, 0, &iov, 1, state_len,
+                                      offset + r.padded_len, errp)) {
             goto out;
         }
     }
-    if (!cfs_is_zero(payload + state_bytes, r.payload_len - state_bytes) ||
-        body.replay_horizon != disk->sb.log_start) {
-        ckpt_bad(errp, "padding or replay horizon");
+    if (!cfs_is_zero(payload + state_bytes, MIN(nodes_at, state_len) -
+                     state_bytes)) {
+        ckpt_bad(errp, "padding");
         goto out;
     }
-    if (!cfs_checkpoint_parse(payload, state_bytes, &body, disk->block_size,
-                              st, errp)) {
-        cfs_state_clear(st);
-        goto out;
+    cfs_state_init_empty(st, disk);
+    if (!parse_tags(payload, tag_count, st, errp)) {
+        goto fail;
+    }
+    memcpy(&root, payload + tag_count * sizeof(CfsCkptTag), sizeof(root));
+    st->version = GUINT64_FROM_LE(root.version);
+    memcpy(st->version_id, root.version_id, CFS_ID_LEN);
+    st->size = GUINT64_FROM_LE(root.virtual_size);
+    root_node = GUINT64_FROM_LE(root.root_node);
+    if (st->size == 0 || st->size % bs || root.reserved ||
+        st->size > CFS_MAX_VIRTUAL_SIZE ||
+        !root_node != !root.extent_count ||
+        GUINT64_FROM_LE(root.data_bytes) > st->size ||
+        root_node >= offset + cfs_rec_total(&r)) {
+        ckpt_bad(errp, "bad root");
+        goto fail;
     }
     if (st->version != GUINT64_FROM_LE(cfs_rec_hdr(&r)->version) ||
         memcmp(st->version_id, cfs_rec_hdr(&r)->prev_version_id,
                CFS_ID_LEN)) {
-        cfs_state_clear(st);
         ckpt_bad(errp, "root does not match the record");
-        goto out;
+        goto fail;
     }
     *prev = GUINT64_FROM_LE(body.prev_checkpoint);
     if (*prev >= offset) {
-        cfs_state_clear(st);
         ckpt_bad(errp, "its previous checkpoint is not before it");
-        goto out;
+        goto fail;
+    }
+    if (!cfs_index_open(st->index, root_node,
+                        GUINT64_FROM_LE(root.extent_count),
+                        GUINT64_FROM_LE(root.data_bytes), errp)) {
+        goto fail;
     }
     *end = offset + cfs_rec_total(&r);
     ok = true;
+    goto out;
+fail:
+    cfs_state_clear(st);
 out:
     cfs_free_aligned(payload);
     cfs_record_clear(&r);
     return ok;
 }
 
+/*
+ * Write a checkpoint of the head: its tags and root, and the index nodes
+ * changed since the last checkpoint (the rest of the tree is where earlier
+ * checkpoints put it).  Then point the older slot at it.
+ */
 bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
 {
     CfsState *st = &disk->head;
-    uint64_t state_bytes, offset = disk->log_end;
+    uint32_t bs = disk->block_size;
+    uint64_t state_bytes, nodes_at, payload_len, offset = disk->log_end;
     uint32_t nblocks, body_len = sizeof(CfsCkptBody);
+    g_autoptr(GPtrArray) nodes = NULL;
+    g_autofree uint8_t *state = NULL;
     uint8_t *payload, *header;
     uint32_t header_len, padded;
     CfsCkptBody body;
@@ -236,12 +207,18 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
         return false;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
-    payload = cfs_checkpoint_serialize(st, disk->block_size, &state_bytes,
-                                       &nblocks);
-    if (nblocks > CFS_MAX_PAYLOAD_BLOCKS) {
-        /* too many extents for one checkpoint record at this block size:
+    nodes = cfs_index_dirty_nodes(st->index);
+    /* tags + root fit a few blocks: their size is known before the nodes'
+     * offsets are, and the root's offset goes into them */
+    nodes_at = cfs_align_up((uint64_t)g_hash_table_size(st->tags) *
+                            sizeof(CfsCkptTag) + sizeof(CfsCkptRoot),
+                            CFS_NODE_SIZE);
+    payload_len = cfs_align_up(nodes_at + (uint64_t)nodes->len *
+                               CFS_NODE_SIZE, bs);
+    nblocks = payload_len / bs;
+    if (payload_len / bs > CFS_MAX_PAYLOAD_BLOCKS) {
+        /* more changed nodes than one record holds at this block size:
          * skip it; opening replays more of the log instead */
-        cfs_free_aligned(payload);
         if (!cfs_io_flush(&disk->io, errp)) {
             return false;
         }
@@ -250,7 +227,14 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
         return true;
     }
     header_len = sizeof(CfsRecordHeader) + body_len + 8 * nblocks;
-    padded = cfs_align_up(header_len, disk->block_size);
+    padded = cfs_align_up(header_len, bs);
+    payload = cfs_alloc_aligned(payload_len);
+    cfs_index_encode_nodes(nodes, offset + padded + nodes_at,
+                           payload + nodes_at);
+    state = encode_state(st, &state_bytes);
+    g_assert(cfs_align_up(state_bytes, CFS_NODE_SIZE) == nodes_at);
+    memcpy(payload, state, state_bytes);
+
     header = cfs_alloc_aligned(padded);
     body = (CfsCkptBody) {
         .prev_checkpoint = GUINT64_TO_LE(disk->ckpt_offset),
@@ -258,11 +242,12 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
         .replay_horizon = disk->sb.log_start,
         .tag_count = GUINT32_TO_LE(g_hash_table_size(st->tags)),
         .root_count = GUINT32_TO_LE(1),
+        .node_count = GUINT32_TO_LE(nodes->len),
     };
     memcpy(header + sizeof(CfsRecordHeader), &body, sizeof(body));
     for (uint32_t i = 0; i < nblocks; i++) {
         uint64_t sum = GUINT64_TO_LE(cfs_block_checksum(
-            payload + (uint64_t)i * disk->block_size, disk->block_size, i));
+            payload + (uint64_t)i * bs, bs, i));
 
         memcpy(header + sizeof(CfsRecordHeader) + body_len + 8ull * i, &sum, 8);
     }
@@ -270,7 +255,7 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
                     st->version, st->version_id, disk->writer_nonce,
                     disk->durable_version, unused_id);
     iov[0] = (struct iovec) { header, padded };
-    iov[1] = (struct iovec) { payload, (size_t)nblocks * disk->block_size };
+    iov[1] = (struct iovec) { payload, payload_len };
 
     /* The record must be durable before a slot points at it, and the slot
      * before we rely on it: two flushes, as with any journal commit. */
@@ -278,10 +263,13 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
          cfs_io_flush(&disk->io, errp);
     cfs_free_aligned(header);
     cfs_free_aligned(payload);
+    /* on failure nothing refers to the bytes written: the nodes stay
+     * dirty and the next checkpoint writes them again */
+    cfs_index_nodes_written(nodes, ok);
     if (!ok) {
-        return false;   /* nothing refers to the bytes written: retry */
+        return false;
     }
-    disk->log_end = disk->valid_end = offset + iov[0].iov_len + iov[1].iov_len;
+    disk->log_end = disk->valid_end = offset + padded + payload_len;
     disk->durable_version = st->version;
     disk->prep_version = st->version;
     slot.sequence = GUINT64_TO_LE(disk->slot_sequence + 1);

@@ -37,6 +37,8 @@ typedef enum {
     CFS_ERROR_MISMATCH,     /* delta for another disk or other version */
     CFS_ERROR_DIVERGED,     /* histories differ */
     CFS_ERROR_EXISTS,       /* tag or file already exists */
+    CFS_ERROR_INDEX,        /* an index node is corrupt: the log itself is
+                             * fine and can rebuild it (check --repair) */
 } CfsErrorCode;
 
 /*
@@ -322,14 +324,17 @@ typedef struct CfsCheckResult {
     uint64_t live_bytes;        /* data bytes the head and tags reference */
     uint64_t data_bytes;        /* payload bytes in the log */
     uint64_t leaked_bytes;      /* payload no retained version references */
+    uint64_t index_corruptions; /* of them, damaged index nodes (the log
+                                 * can rebuild those) */
     bool repaired;
     GPtrArray *messages;        /* char *, one line per finding */
 } CfsCheckResult;
 
 /*
  * Walk the whole log, verify every record and payload block and both
- * checkpoints, and account space.  With repair, cut a torn tail and drop
- * checkpoint pointers that are bad.  Opens the file itself.
+ * checkpoints, and account space.  With repair, cut a torn tail, drop
+ * checkpoint pointers that are bad, and rebuild a damaged index from the
+ * log (a new checkpoint).  Opens the file itself.
  */
 bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *result,
                GError **errp);

@@ -29,6 +29,7 @@ void cfs_disk_free(CfsDisk *disk)
     }
     g_assert(g_queue_is_empty(&disk->inflight));
     cfs_state_clear(&disk->head);
+    cfs_store_free(disk->nodes);
     g_hash_table_destroy(disk->sums_cache);
     if (disk->version_ids) {
         g_array_free(disk->version_ids, TRUE);
@@ -62,6 +63,9 @@ static bool load_newest_checkpoint(CfsDisk *disk, uint64_t *replay_from,
             disk->slot_sequence) {
             disk->slot_sequence = GUINT64_FROM_LE(slots[i].sequence);
         }
+    }
+    if (disk->ignore_checkpoints) {
+        valid[0] = valid[1] = false;
     }
     order[0] = valid[1] && (!valid[0] || GUINT64_FROM_LE(slots[1].sequence) >
                             GUINT64_FROM_LE(slots[0].sequence));
@@ -132,6 +136,32 @@ static bool check_tail(CfsDisk *disk, GError **errp)
     return true;
 }
 
+/*
+ * Replay the log after the checkpoint.  Should the checkpoint's index turn
+ * out damaged on the way, the log itself is intact: rebuild the index from
+ * its start, in memory; the next checkpoint writes it out whole.
+ */
+static bool replay_or_rebuild(CfsDisk *disk, uint64_t from, GError **errp)
+{
+    g_autoptr(GError) local_err = NULL;
+
+    if (cfs_replay(disk, from, &local_err)) {
+        return true;
+    }
+    if (local_err->code != CFS_ERROR_INDEX || disk->ignore_checkpoints) {
+        g_propagate_error(errp, g_steal_pointer(&local_err));
+        return false;
+    }
+    disk->ignore_checkpoints = true;
+    disk->corrupt_records = 0;
+    disk->ckpt_offset = 0;
+    disk->ckpt_version = 0;
+    disk->ckpt_log_end = GUINT64_FROM_LE(disk->sb.log_start);
+    cfs_state_clear(&disk->head);
+    cfs_state_init_base(&disk->head, disk);
+    return cfs_replay(disk, GUINT64_FROM_LE(disk->sb.log_start), errp);
+}
+
 CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
                        GError **errp)
 {
@@ -142,9 +172,12 @@ CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
         goto fail;
     }
     disk->block_size = GUINT32_FROM_LE(disk->sb.block_size);
-    cfs_state_init_base(&disk->head, &disk->sb);
+    disk->nodes = cfs_store_new(io, disk->block_size,
+                                GUINT64_FROM_LE(disk->sb.log_start));
+    cfs_state_init_base(&disk->head, disk);
+    disk->ignore_checkpoints = flags & CFS_OPEN_REBUILD_INDEX;
     if (!load_newest_checkpoint(disk, &replay_from, errp) ||
-        !cfs_replay(disk, replay_from, errp)) {
+        !replay_or_rebuild(disk, replay_from, errp)) {
         goto fail;
     }
     disk->log_end = disk->valid_end;
@@ -333,8 +366,7 @@ bool cfs_disk_map(CfsDisk *disk, uint64_t offset, uint64_t length,
         }
         return false;
     }
-    cfs_index_lookup(disk->head.index, offset, length, out);
-    return true;
+    return cfs_index_lookup(disk->head.index, offset, length, out, errp);
 }
 
 bool cfs_disk_verify(CfsDisk *disk, const CfsMapping *m, uint64_t skip,
@@ -378,7 +410,9 @@ bool cfs_disk_pread(CfsDisk *disk, void *buf, uint64_t length,
     while (length > 0) {
         CfsMapping m;
 
-        cfs_index_lookup(disk->head.index, offset, length, &m);
+        if (!cfs_index_lookup(disk->head.index, offset, length, &m, errp)) {
+            return false;
+        }
         switch (m.kind) {
         case CFS_MAP_UNALLOCATED:
             if (disk->parent && offset < cfs_disk_size(disk->parent)) {
@@ -422,8 +456,10 @@ bool cfs_disk_flush(CfsDisk *disk, GError **errp)
     if (!cfs_disk_check_writable(disk, errp)) {
         return false;
     }
-    if (disk->log_end - disk->ckpt_log_end > CFS_CHECKPOINT_INTERVAL) {
-        /* the checkpoint flushes the data before it as well */
+    if (disk->log_end - disk->ckpt_log_end > CFS_CHECKPOINT_INTERVAL ||
+        cfs_store_dirty_bytes(disk->nodes) > CFS_DIRTY_INDEX_LIMIT) {
+        /* the checkpoint flushes the data before it as well; it also
+         * bounds the memory of index nodes changed since the last one */
         return cfs_disk_checkpoint(disk, errp);
     }
     if (!cfs_io_flush(&disk->io, errp)) {

@@ -227,22 +227,31 @@ typedef struct CfsResizeBody {
 G_STATIC_ASSERT(sizeof(CfsResizeBody) == 8);
 
 /*
- * CHECKPOINT body; the payload holds the serialized state:
+ * CHECKPOINT body.  The payload holds
  *   tag_count  * CfsCkptTag
- *   root_count * (CfsCkptRoot + extent_count * CfsCkptExtent)
- * zero-padded to whole blocks.  Root 0 is the current version; further
- * roots are reserved for retained versions whose records garbage
- * collection has removed (see docs/format.rst, "Garbage collection").
+ *   root_count * CfsCkptRoot            (state_bytes bytes in all)
+ *   zero padding up to the next multiple of CFS_NODE_SIZE
+ *   node_count * CFS_NODE_SIZE index nodes (see below)
+ *   zero padding up to whole blocks.
+ * Root 0 is the current version; further roots are reserved for retained
+ * versions whose records garbage collection has removed (see
+ * docs/format.rst, "Garbage collection").
+ *
+ * The extent index is a copy-on-write B+tree whose nodes live in the log.
+ * A checkpoint writes only the nodes that changed since the previous one;
+ * its tree refers to older checkpoints' nodes for the rest.
  */
 typedef struct CfsCkptBody {
     uint64_t prev_checkpoint;           /*  0 offset of the previous one, 0 */
-    uint64_t state_bytes;               /*  8 meaningful payload bytes */
+    uint64_t state_bytes;               /*  8 bytes of tags and roots */
     uint64_t replay_horizon;            /* 16 first record offset replay
                                          *    may need (log_start today) */
     uint32_t tag_count;                 /* 24 */
     uint32_t root_count;                /* 28 >= 1 */
+    uint32_t node_count;                /* 32 nodes written by this one */
+    uint32_t reserved;                  /* 36 zero */
 } CfsCkptBody;
-G_STATIC_ASSERT(sizeof(CfsCkptBody) == 32);
+G_STATIC_ASSERT(sizeof(CfsCkptBody) == 40);
 
 typedef struct CfsCkptTag {
     uint64_t version;                   /*   0 */
@@ -257,21 +266,59 @@ G_STATIC_ASSERT(sizeof(CfsCkptTag) == 296);
 typedef struct CfsCkptRoot {
     uint64_t version;                   /*  0 */
     uint8_t  version_id[CFS_ID_LEN];    /*  8 */
-    uint32_t reserved;                  /* 28 */
+    uint32_t reserved;                  /* 28 zero */
     uint64_t virtual_size;              /* 32 */
-    uint64_t extent_count;              /* 40 */
+    uint64_t extent_count;              /* 40 extents in the tree */
+    uint64_t data_bytes;                /* 48 guest bytes of DATA extents */
+    uint64_t root_node;                 /* 56 file offset of the root node;
+                                         *    0 when the tree is empty */
 } CfsCkptRoot;
-G_STATIC_ASSERT(sizeof(CfsCkptRoot) == 48);
+G_STATIC_ASSERT(sizeof(CfsCkptRoot) == 64);
 
-typedef struct CfsCkptExtent {
+/*
+ * Index nodes: CFS_NODE_SIZE bytes each, at any file offset inside a
+ * checkpoint's node area.  A leaf (level 0) holds extents sorted by guest
+ * offset, not overlapping; an inner node (level >= 1) holds children
+ * sorted by key, where key is exactly the guest offset of the first extent
+ * below the child.  Every node but the root is at least a quarter full.
+ *
+ * checksum = XXH3-64 of the whole node with the checksum field zero,
+ * seeded with the node's own file offset, so a node read from the wrong
+ * place does not validate.  Children are always written before their
+ * parent: a child's offset is below its parent's.
+ */
+#define CFS_NODE_SIZE           4096
+#define CFS_NODE_MAGIC          0x4e534643u /* "CFSN" */
+#define CFS_NODE_MAX_LEVEL      23
+
+typedef struct CfsNodeHeader {
+    uint32_t magic;                     /*  0 CFS_NODE_MAGIC */
+    uint16_t level;                     /*  4 0 = leaf */
+    uint16_t count;                     /*  6 entries, >= 1 */
+    uint64_t checksum;                  /*  8 see above */
+} CfsNodeHeader;
+G_STATIC_ASSERT(sizeof(CfsNodeHeader) == 16);
+
+typedef struct CfsCkptExtent {          /* a leaf entry */
     uint64_t guest_offset;              /*  0 */
     uint64_t log_offset;                /*  8 data location; 0 for ZERO */
     uint64_t record_offset;             /* 16 header holding its checksums */
     uint32_t nblocks;                   /* 24 */
     uint16_t kind;                      /* 28 CFS_EXTENT_* */
-    uint16_t reserved;                  /* 30 */
+    uint16_t reserved;                  /* 30 zero */
 } CfsCkptExtent;
 G_STATIC_ASSERT(sizeof(CfsCkptExtent) == 32);
+
+typedef struct CfsNodeChild {           /* an inner node entry */
+    uint64_t key;                       /*  0 first guest offset below */
+    uint64_t offset;                    /*  8 file offset of the child */
+} CfsNodeChild;
+G_STATIC_ASSERT(sizeof(CfsNodeChild) == 16);
+
+#define CFS_LEAF_MAX    ((CFS_NODE_SIZE - sizeof(CfsNodeHeader)) / \
+                         sizeof(CfsCkptExtent))         /* 127 */
+#define CFS_INNER_MAX   ((CFS_NODE_SIZE - sizeof(CfsNodeHeader)) / \
+                         sizeof(CfsNodeChild))          /* 255 */
 
 /* ---------------------------------------------------------------------
  * Delta stream: a header, then chain records exactly as they sit in the

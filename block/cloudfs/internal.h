@@ -11,9 +11,14 @@
 
 /* cfs_disk_open() flag for check: open even when the tail looks damaged */
 #define CFS_OPEN_FOR_CHECK      (1u << 31)
+/* ... and to rebuild the index from the log alone, ignoring checkpoints */
+#define CFS_OPEN_REBUILD_INDEX  (1u << 30)
 
 /* A checkpoint is written at flush when the log grew this much since */
 #define CFS_CHECKPOINT_INTERVAL (64ull << 20)
+/* ... or when the index nodes changed since the last one take this much
+ * memory (about 8000 nodes, each one 4 KiB in the log) */
+#define CFS_DIRTY_INDEX_LIMIT   (32ull << 20)
 
 /* ---- util.c ---------------------------------------------------------- */
 static inline uint64_t cfs_align_up(uint64_t v, uint64_t a)
@@ -131,24 +136,51 @@ typedef struct CfsExtent {
 } CfsExtent;
 
 typedef struct CfsIndex CfsIndex;
-CfsIndex *cfs_index_new(uint32_t block_size);
+typedef struct CfsNodeStore CfsNodeStore;
+
+/*
+ * Every operation that may read index nodes from the file can fail: with
+ * CFS_ERROR_IO, or CFS_ERROR_INDEX for a corrupt node.  A failed change
+ * leaves a valid tree, though not necessarily the one asked for.
+ */
+CfsIndex *cfs_index_new(CfsNodeStore *store, uint32_t block_size);
+/* A copy that shares every node until one of the two changes */
 CfsIndex *cfs_index_copy(const CfsIndex *idx);
 void cfs_index_free(CfsIndex *idx);
 /* Map [guest_offset, +nblocks) to kind; replaces what was there */
-void cfs_index_set(CfsIndex *idx, const CfsExtent *e);
-/* Add an extent after all others, without merging (checkpoint load);
- * false if it is out of order or overlaps */
-bool cfs_index_append(CfsIndex *idx, const CfsExtent *e);
+bool cfs_index_set(CfsIndex *idx, const CfsExtent *e, GError **errp);
 /* Drop mappings at and beyond size */
-void cfs_index_truncate(CfsIndex *idx, uint64_t size);
+bool cfs_index_truncate(CfsIndex *idx, uint64_t size, GError **errp);
 /* First run inside [offset, offset+length) */
-void cfs_index_lookup(const CfsIndex *idx, uint64_t offset, uint64_t length,
-                      CfsMapping *out);
+bool cfs_index_lookup(CfsIndex *idx, uint64_t offset, uint64_t length,
+                      CfsMapping *out, GError **errp);
+/* Calls fn in guest offset order until it returns false */
 typedef bool (*CfsExtentFn)(const CfsExtent *e, void *opaque);
-void cfs_index_foreach(const CfsIndex *idx, CfsExtentFn fn, void *opaque);
+bool cfs_index_foreach(CfsIndex *idx, CfsExtentFn fn, void *opaque,
+                       GError **errp);
 uint64_t cfs_index_count(const CfsIndex *idx);
 uint64_t cfs_index_data_bytes(const CfsIndex *idx);
-bool cfs_index_equal(const CfsIndex *a, const CfsIndex *b);
+bool cfs_index_equal(CfsIndex *a, CfsIndex *b, bool *equal, GError **errp);
+
+/* index-store.c: nodes in the file, and the cache of clean ones */
+CfsNodeStore *cfs_store_new(const CfsIO *io, uint32_t block_size,
+                            uint64_t log_start);
+void cfs_store_free(CfsNodeStore *store);
+uint64_t cfs_store_dirty_bytes(const CfsNodeStore *store);
+uint64_t cfs_store_cached_bytes(const CfsNodeStore *store);
+/* Open the tree persisted with its root node at root_node (0: empty) */
+bool cfs_index_open(CfsIndex *idx, uint64_t root_node, uint64_t count,
+                    uint64_t data_bytes, GError **errp);
+/* Where the root is persisted (or about to be, during a checkpoint) */
+uint64_t cfs_index_root_node(const CfsIndex *idx);
+/*
+ * Writing a checkpoint: the tree's dirty nodes, children first; encode
+ * them to buf (CFS_NODE_SIZE each) as if written at file offset at; once
+ * the write is durable (or failed), say so.
+ */
+GPtrArray *cfs_index_dirty_nodes(CfsIndex *idx);
+void cfs_index_encode_nodes(GPtrArray *nodes, uint64_t at, uint8_t *buf);
+void cfs_index_nodes_written(GPtrArray *nodes, bool written);
 
 /* ---- the state of one version (log.c) ---------------------------------- */
 typedef struct CfsState {
@@ -159,8 +191,9 @@ typedef struct CfsState {
     GHashTable *tags;           /* name -> CfsTag* */
 } CfsState;
 
-void cfs_state_init_empty(CfsState *st, uint32_t block_size);
-void cfs_state_init_base(CfsState *st, const CfsSuperblock *sb);
+typedef struct CfsDisk CfsDisk;
+void cfs_state_init_empty(CfsState *st, CfsDisk *disk);
+void cfs_state_init_base(CfsState *st, CfsDisk *disk);
 void cfs_state_copy(CfsState *dst, const CfsState *src);
 void cfs_state_clear(CfsState *st);
 GPtrArray *cfs_state_sorted_tags(const CfsState *st);
@@ -181,6 +214,7 @@ struct CfsDisk {
     uint8_t prep_version_id[CFS_ID_LEN];
     GQueue inflight;            /* CfsAppend *, in version order */
     bool poisoned;
+    bool index_broken;          /* an applied record's index update failed */
     uint64_t writer_nonce;
     uint64_t durable_version;   /* head version at the last completed flush */
     uint64_t corrupt_records;   /* bit-rotten payloads seen at replay */
@@ -193,6 +227,9 @@ struct CfsDisk {
     int slot_newest;            /* -1: none */
 
     CfsDisk *parent;
+    CfsNodeStore *nodes;        /* index nodes: cache and accounting */
+    bool ignore_checkpoints;    /* an index node was corrupt: rebuild
+                                 * every version from the log itself */
     GHashTable *sums_cache;     /* record offset -> CfsSums * */
     uint64_t sums_cache_bytes;
     GArray *version_ids;        /* lazily built: version -> id (delta) */
@@ -245,12 +282,6 @@ void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
 /* checkpoint.c */
 bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
                          uint64_t *prev, uint64_t *end, GError **errp);
-/* Build the checkpoint payload of a state (blocks, zero padded) */
-uint8_t *cfs_checkpoint_serialize(const CfsState *st, uint32_t block_size,
-                                  uint64_t *state_bytes, uint32_t *nblocks);
-bool cfs_checkpoint_parse(const uint8_t *payload, uint64_t state_bytes,
-                          const CfsCkptBody *body, uint32_t block_size,
-                          CfsState *st, GError **errp);
 
 /* append.c: write a metadata-only chain record synchronously */
 bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,

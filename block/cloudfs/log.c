@@ -24,18 +24,18 @@ static GHashTable *tags_new(void)
     return g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tag_free);
 }
 
-void cfs_state_init_empty(CfsState *st, uint32_t block_size)
+void cfs_state_init_empty(CfsState *st, CfsDisk *disk)
 {
     memset(st, 0, sizeof(*st));
-    st->index = cfs_index_new(block_size);
+    st->index = cfs_index_new(disk->nodes, disk->block_size);
     st->tags = tags_new();
 }
 
-void cfs_state_init_base(CfsState *st, const CfsSuperblock *sb)
+void cfs_state_init_base(CfsState *st, CfsDisk *disk)
 {
-    cfs_state_init_empty(st, GUINT32_FROM_LE(sb->block_size));
-    st->size = GUINT64_FROM_LE(sb->initial_size);
-    memcpy(st->version_id, sb->disk_id, CFS_ID_LEN);
+    cfs_state_init_empty(st, disk);
+    st->size = GUINT64_FROM_LE(disk->sb.initial_size);
+    memcpy(st->version_id, disk->sb.disk_id, CFS_ID_LEN);
 }
 
 void cfs_state_copy(CfsState *dst, const CfsState *src)
@@ -117,8 +117,8 @@ static bool write_fits(CfsDisk *disk, const CfsState *st, const CfsRecord *r,
     return true;
 }
 
-static void apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
-                        uint64_t offset)
+static bool apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
+                        uint64_t offset, GError **errp)
 {
     const CfsRecordHeader *h = cfs_rec_hdr(r);
     uint32_t n = GUINT32_FROM_LE(h->body_len) / sizeof(CfsWriteExtent);
@@ -137,8 +137,11 @@ static void apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
             e.record_offset = offset;
             data_at += (uint64_t)e.nblocks * disk->block_size;
         }
-        cfs_index_set(st->index, &e);
+        if (!cfs_index_set(st->index, &e, errp)) {
+            return false;
+        }
     }
+    return true;
 }
 
 static char *body_name(const CfsRecord *r, size_t skip, uint16_t len_le)
@@ -223,7 +226,9 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
     }
     switch (type) {
     case CFS_REC_WRITE:
-        apply_write(disk, st, r, offset);
+        if (!apply_write(disk, st, r, offset, errp)) {
+            return false;
+        }
         break;
     case CFS_REC_TAG: {
         CfsTagBody b;
@@ -255,7 +260,8 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
         if (!cfs_build_state(disk, GUINT64_FROM_LE(b.target_version),
                              &target, errp)) {
             /* the history it needs is damaged: the record cannot apply */
-            if (errp && *errp && (*errp)->code != CFS_ERROR_IO) {
+            if (errp && *errp && (*errp)->code != CFS_ERROR_IO &&
+                (*errp)->code != CFS_ERROR_INDEX) {
                 (*errp)->code = CFS_ERROR_CORRUPT;
             }
             return false;
@@ -276,8 +282,11 @@ bool cfs_state_apply(CfsDisk *disk, CfsState *st, const CfsRecord *r,
         CfsResizeBody b;
 
         memcpy(&b, cfs_rec_body(r), sizeof(b));
+        if (!cfs_index_truncate(st->index, GUINT64_FROM_LE(b.new_size),
+                                errp)) {
+            return false;
+        }
         st->size = GUINT64_FROM_LE(b.new_size);
-        cfs_index_truncate(st->index, st->size);
         break;
     }
     default:
@@ -323,26 +332,23 @@ bool cfs_find_scan_start(CfsDisk *disk, uint64_t version, CfsState *st,
                          uint64_t *offset, GError **errp)
 {
     uint64_t prev;
-    uint64_t ckpt = cfs_checkpoint_before(disk, version, offset);
+    uint64_t ckpt = disk->ignore_checkpoints ? 0 :
+                    cfs_checkpoint_before(disk, version, offset);
 
     if (ckpt && cfs_checkpoint_load(disk, ckpt, st, &prev, offset, NULL)) {
         return true;
     }
-    cfs_state_init_base(st, &disk->sb);
+    cfs_state_init_base(st, disk);
     *offset = GUINT64_FROM_LE(disk->sb.log_start);
     return true;
 }
 
-bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
-                     GError **errp)
+static bool build_state_once(CfsDisk *disk, uint64_t version, CfsState *out,
+                             GError **errp)
 {
     int64_t file_size = disk->io.size(disk->io.opaque);
     uint64_t offset;
 
-    if (!disk->historical && version == disk->head.version) {
-        cfs_state_copy(out, &disk->head);
-        return true;
-    }
     if (!cfs_find_scan_start(disk, version, out, &offset, errp)) {
         return false;
     }
@@ -368,6 +374,27 @@ bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
         }
     }
     return true;
+}
+
+bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
+                     GError **errp)
+{
+    g_autoptr(GError) local_err = NULL;
+
+    if (!disk->historical && version == disk->head.version) {
+        cfs_state_copy(out, &disk->head);
+        return true;
+    }
+    if (build_state_once(disk, version, out, &local_err)) {
+        return true;
+    }
+    if (local_err->code != CFS_ERROR_INDEX || disk->ignore_checkpoints) {
+        g_propagate_error(errp, g_steal_pointer(&local_err));
+        return false;
+    }
+    /* a checkpoint's index is damaged; the log before it is not */
+    disk->ignore_checkpoints = true;
+    return build_state_once(disk, version, out, errp);
 }
 
 /*
@@ -456,6 +483,8 @@ bool cfs_replay(CfsDisk *disk, uint64_t offset, GError **errp)
         }
         cfs_record_clear(&r);
         if (!ok) {
+            /* a damaged index node is not the end of the log: the
+             * caller rebuilds the index without checkpoints */
             if (local_err->code != CFS_ERROR_CORRUPT) {
                 g_propagate_error(errp, g_steal_pointer(&local_err));
                 return false;
