@@ -144,14 +144,18 @@ static gint range_cmp(gconstpointer a, gconstpointer b)
 }
 
 /* Bytes of log that the head or any tagged version maps */
-static bool live_bytes(CfsDisk *disk, CfsCheckResult *res, GError **errp)
+/* head: the head's index as the log replays it (the opened one may have
+ * damaged nodes), NULL if the log does not replay to the head */
+static bool live_bytes(CfsDisk *disk, CfsIndex *head, CfsCheckResult *res,
+                       GError **errp)
 {
     RangeCtx ctx = { g_array_new(FALSE, FALSE, sizeof(Range)),
                      disk->block_size };
     g_autoptr(GPtrArray) tags = cfs_state_sorted_tags(&disk->head);
     uint64_t total = 0, end = 0;
 
-    if (!cfs_index_foreach(disk->head.index, add_range, &ctx, errp)) {
+    if (!cfs_index_foreach(head ? head : disk->head.index, add_range, &ctx,
+                           errp)) {
         g_array_free(ctx.ranges, TRUE);
         return false;
     }
@@ -257,8 +261,9 @@ static GHashTable *checkpoints_in_use(CfsDisk *disk, uint64_t file_size)
     return set;
 }
 
+/* Walks the log; *replayed gets the index it replays to */
 static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
-                     GError **errp)
+                     CfsIndex **replayed, GError **errp)
 {
     g_autoptr(GHashTable) in_use = checkpoints_in_use(disk, file_size);
     uint64_t offset = GUINT64_FROM_LE(disk->sb.log_start);
@@ -282,15 +287,23 @@ static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
         type = GUINT16_FROM_LE(cfs_rec_hdr(&r)->type);
         if (!cfs_record_verify_payload(&disk->io, &r, disk->block_size,
                                        offset, &err)) {
-            if (cfs_successor_vouches(disk, &r, offset + cfs_rec_total(&r),
-                                      file_size)) {
+            if (!cfs_successor_vouches(disk, &r, offset + cfs_rec_total(&r),
+                                       file_size)) {
+                cfs_record_clear(&r);
+                break;      /* a torn last append */
+            }
+            if (type == CFS_REC_CHECKPOINT &&
+                !g_hash_table_contains(in_use, &offset)) {
+                /* superseded (by a repair): nothing reads it any more */
+                note(res, "unused checkpoint at offset %" G_GUINT64_FORMAT
+                     " is damaged (ignored): %s", offset, err->message);
+            } else {
                 res->corruptions++;
+                /* a checkpoint holds no data: the log rebuilds it */
+                res->index_corruptions += type == CFS_REC_CHECKPOINT;
                 note(res, "record at offset %" G_GUINT64_FORMAT " (version %"
                      G_GUINT64_FORMAT "): %s", offset,
                      GUINT64_FROM_LE(cfs_rec_hdr(&r)->version), err->message);
-            } else {
-                cfs_record_clear(&r);
-                break;      /* a torn last append */
             }
         } else if (type == CFS_REC_CHECKPOINT &&
                    g_hash_table_contains(in_use, &offset) &&
@@ -320,6 +333,10 @@ static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
         note(res, "opening the image reaches version %" G_GUINT64_FORMAT
              " but the log replays to version %" G_GUINT64_FORMAT,
              disk->head.version, st.version);
+    }
+    *replayed = ok && st.version == disk->head.version ? st.index : NULL;
+    if (*replayed) {
+        st.index = NULL;
     }
     cfs_state_clear(&st);
     return ok;
@@ -353,6 +370,7 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
                GError **errp)
 {
     CfsDisk *disk;
+    CfsIndex *replayed = NULL;
     int64_t file_size;
     bool bad_slot[2];
 
@@ -370,11 +388,13 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
         note(res, "the index of the newest checkpoint is damaged; opening "
              "rebuilds it from the log each time");
     }
-    if (!walk_log(disk, file_size, res, errp) ||
-        !live_bytes(disk, res, errp)) {
+    if (!walk_log(disk, file_size, res, &replayed, errp) ||
+        !live_bytes(disk, replayed, res, errp)) {
+        cfs_index_free(replayed);
         cfs_disk_free(disk);
         return false;
     }
+    cfs_index_free(replayed);
     res->leaked_bytes = res->data_bytes > res->live_bytes ?
                         res->data_bytes - res->live_bytes : 0;
     if (disk->valid_end > res->log_end) {
