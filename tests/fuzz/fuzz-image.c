@@ -4,12 +4,15 @@
  *
  * Random bytes never carry a valid MAC, so most modes build a real image
  * and seal fuzzer-chosen bodies with its key: that drives the fuzzer past
- * the MAC into body validation, replay, checkpoint parsing and check.
+ * the MAC into body validation, replay, checkpoint parsing and check; one
+ * mode seals fuzzed index nodes with their checksums, which drives it
+ * into node validation and the tree walks.
  * Whatever it builds must open or fail with an error, never crash, and
  * every read must succeed or fail cleanly.
  */
 #include <errno.h>
 #include <string.h>
+#include <xxhash.h>
 #include "internal.h"
 
 typedef struct MemFile {
@@ -193,6 +196,103 @@ static void fuzz_sealed(Input *in, bool with_checkpoint)
     g_byte_array_unref(f.bytes);
 }
 
+/*
+ * A real image with a few writes, then a checkpoint whose index is one to
+ * three fuzzed nodes, each with a fuzzed level and count and a correct
+ * checksum; the root is the last of them.
+ */
+static void fuzz_nodes(Input *in)
+{
+    MemFile f;
+    CfsIO io;
+    CfsCreateOptions opts = { .size = 64 * 1024, .block_size = 512 };
+    CfsSuperblock sb;
+    CfsDisk *disk;
+    uint8_t data[1024];
+
+    mem_io(&io, &f);
+    if (!cfs_disk_create(&io, &opts, NULL, NULL) ||
+        !(disk = cfs_disk_open(&io, CFS_OPEN_RDWR, CFS_VERSION_HEAD, NULL))) {
+        g_byte_array_unref(f.bytes);
+        return;
+    }
+    memset(data, 0x5a, sizeof(data));
+    cfs_disk_pwrite(disk, data, 1024, 0, NULL);
+    cfs_disk_pwrite(disk, data, 512, 8192, NULL);
+    cfs_disk_free(disk);
+    if (cfs_superblock_read(&io, &sb, NULL)) {
+        uint32_t nnodes = 1 + take(in, 1) % 3;
+        uint32_t nblocks = (4096 + nnodes * CFS_NODE_SIZE) / 512;
+        uint32_t body_len = sizeof(CfsCkptBody);
+        uint32_t padded = cfs_align_up(sizeof(CfsRecordHeader) + body_len +
+                                       8 * nblocks, 512);
+        uint64_t offset = f.bytes->len;
+        uint64_t nodes = offset + padded + 4096;
+        g_autofree uint8_t *buf = g_malloc0(padded + nblocks * 512);
+        uint8_t *payload = buf + padded;
+        CfsCkptBody body = {
+            .state_bytes = GUINT64_TO_LE(sizeof(CfsCkptRoot)),
+            .replay_horizon = sb.log_start,
+            .root_count = GUINT32_TO_LE(1),
+            .node_count = GUINT32_TO_LE(nnodes),
+        };
+        CfsCkptRoot root = {
+            .version = GUINT64_TO_LE(2),
+            .virtual_size = sb.initial_size,
+            .extent_count = GUINT64_TO_LE(1 + take(in, 2)),
+            .data_bytes = GUINT64_TO_LE(512 * take(in, 1)),
+            .root_node = GUINT64_TO_LE(nodes + (nnodes - 1) * CFS_NODE_SIZE),
+        };
+        CfsSlot slot = { .sequence = GUINT64_TO_LE(9),
+                         .checkpoint_offset = GUINT64_TO_LE(offset),
+                         .checkpoint_version = GUINT64_TO_LE(2) };
+        uint8_t id[CFS_ID_LEN], prev[CFS_ID_LEN];
+        struct iovec iov;
+
+        /* the version id of version 2, from the log as written */
+        disk = cfs_disk_open(&io, 0, CFS_VERSION_HEAD, NULL);
+        if (!disk) {
+            g_byte_array_unref(f.bytes);
+            return;
+        }
+        memcpy(prev, cfs_disk_version_id(disk), CFS_ID_LEN);
+        cfs_disk_free(disk);
+        memcpy(root.version_id, prev, CFS_ID_LEN);
+        memcpy(payload, &root, sizeof(root));
+        for (uint32_t n = 0; n < nnodes; n++) {
+            uint8_t *node = payload + 4096 + n * CFS_NODE_SIZE;
+            CfsNodeHeader h = {
+                .magic = GUINT32_TO_LE(CFS_NODE_MAGIC),
+                .level = GUINT16_TO_LE(take(in, 1) % 3),
+                .count = GUINT16_TO_LE(take(in, 1)),
+            };
+
+            take_bytes(in, node + sizeof(h),
+                       take(in, 2) % (CFS_NODE_SIZE - sizeof(h) + 1));
+            memcpy(node, &h, sizeof(h));
+            h.checksum = GUINT64_TO_LE(XXH3_64bits_withSeed(
+                node, CFS_NODE_SIZE, nodes + n * CFS_NODE_SIZE));
+            memcpy(node, &h, sizeof(h));
+        }
+        memcpy(buf + sizeof(CfsRecordHeader), &body, sizeof(body));
+        for (uint32_t i = 0; i < nblocks; i++) {
+            uint64_t sum = GUINT64_TO_LE(cfs_block_checksum(
+                payload + (size_t)i * 512, 512, i));
+
+            memcpy(buf + sizeof(CfsRecordHeader) + body_len + 8 * i, &sum, 8);
+        }
+        cfs_record_seal(&sb, buf, CFS_REC_CHECKPOINT, body_len, nblocks, 2,
+                        prev, 1, 2, id);
+        iov = (struct iovec) { buf, padded + nblocks * 512 };
+        io.pwritev(io.opaque, &iov, 1, offset);
+        memcpy(slot.checkpoint_version_id, prev, CFS_ID_LEN);
+        cfs_slot_write(&io, 0, &slot, NULL);
+        cfs_slot_clear(&io, 1, NULL);
+        exercise(&io);
+    }
+    g_byte_array_unref(f.bytes);
+}
+
 static void fuzz_raw_image(Input *in)
 {
     MemFile f;
@@ -240,7 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Input in = { data, size, 0 };
 
-    switch (take(&in, 1) % 4) {
+    switch (take(&in, 1) % 5) {
     case 0:
         fuzz_raw_image(&in);
         break;
@@ -252,6 +352,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 3:
         fuzz_delta(&in);
+        break;
+    case 4:
+        fuzz_nodes(&in);
         break;
     }
     return 0;

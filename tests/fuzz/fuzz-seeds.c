@@ -77,5 +77,24 @@ int main(int argc, char **argv)
         save(argv[1], "sealed-write", 1, rec, sizeof(rec));
         save(argv[1], "sealed-checkpoint", 2, rec, sizeof(rec));
     }
+    {
+        /* two nodes: a leaf with one DATA extent at 0 (2 blocks, in the
+         * first record's payload) and a root above it; the fuzzer finds
+         * the leaf's file offset for the root's child entry */
+        static const uint8_t head[] = { 1, 0, 0, 2, 0, 1, 0, 32 };
+        static const uint8_t inner[] = { 1, 1, 0, 16 };
+        CfsCkptExtent e = { .nblocks = GUINT32_TO_LE(2),
+                            .kind = GUINT16_TO_LE(CFS_EXTENT_DATA),
+                            .log_offset = GUINT64_TO_LE(12288 + 512),
+                            .record_offset = GUINT64_TO_LE(12288) };
+        CfsNodeChild c = { 0 };
+        g_autoptr(GByteArray) rec = g_byte_array_new();
+
+        g_byte_array_append(rec, head, sizeof(head));
+        g_byte_array_append(rec, (const uint8_t *)&e, sizeof(e));
+        g_byte_array_append(rec, inner, sizeof(inner));
+        g_byte_array_append(rec, (const uint8_t *)&c, sizeof(c));
+        save(argv[1], "sealed-nodes", 4, rec->data, rec->len);
+    }
     return 0;
 }
