@@ -24,7 +24,8 @@ static gboolean opt_json;
 
 static const GOptionEntry check_options[] = {
     { "repair", 'r', 0, G_OPTION_ARG_NONE, &opt_repair,
-      "Cut a torn tail and drop bad checkpoint pointers", NULL },
+      "Cut a torn tail, drop bad checkpoint pointers, rebuild a damaged "
+      "index", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json,
       "Print one JSON object instead of text", NULL },
     { NULL }
@@ -32,7 +33,7 @@ static const GOptionEntry check_options[] = {
 
 static bool has_problems(const CfsCheckResult *r)
 {
-    return r->corruptions > 0 || r->torn_bytes > 0;
+    return r->corruptions > 0 || r->torn_bytes > 0 || r->repaired;
 }
 
 static bool run_check(const char *path, bool repair, CfsCheckResult *result,
@@ -70,6 +71,8 @@ static void print_text(const char *title, const CfsCheckResult *r)
     printf("file size: %" G_GUINT64_FORMAT "\n", r->file_size);
     printf("torn bytes: %" G_GUINT64_FORMAT "\n", r->torn_bytes);
     printf("corruptions: %" G_GUINT64_FORMAT "\n", r->corruptions);
+    printf("index corruptions: %" G_GUINT64_FORMAT "\n",
+           r->index_corruptions);
     printf("live bytes: %" G_GUINT64_FORMAT "\n", r->live_bytes);
     printf("data bytes: %" G_GUINT64_FORMAT "\n", r->data_bytes);
     printf("leaked bytes: %" G_GUINT64_FORMAT "\n", r->leaked_bytes);
@@ -89,6 +92,8 @@ static void add_result(JsonBuilder *b, const char *member,
         { "file-size", G_STRUCT_OFFSET(CfsCheckResult, file_size) },
         { "torn-bytes", G_STRUCT_OFFSET(CfsCheckResult, torn_bytes) },
         { "corruptions", G_STRUCT_OFFSET(CfsCheckResult, corruptions) },
+        { "index-corruptions",
+          G_STRUCT_OFFSET(CfsCheckResult, index_corruptions) },
         { "live-bytes", G_STRUCT_OFFSET(CfsCheckResult, live_bytes) },
         { "data-bytes", G_STRUCT_OFFSET(CfsCheckResult, data_bytes) },
         { "leaked-bytes", G_STRUCT_OFFSET(CfsCheckResult, leaked_bytes) },
@@ -225,8 +230,12 @@ const CliCommand cli_cmd_check = {
         "  fail their checksums), and the live, data and leaked bytes (data\n"
         "  no kept version needs, for garbage collection to reclaim).\n"
         "\n"
+        "  The corruptions include damaged index nodes (the extent index\n"
+        "  that checkpoints write), counted again as 'index corruptions'.\n"
+        "\n"
         "  Without --repair the file is opened read-only.  With --repair a\n"
-        "  torn tail is cut off and bad checkpoint pointers are dropped;\n"
+        "  torn tail is cut off, bad checkpoint pointers are dropped, and a\n"
+        "  damaged index is rebuilt from the log into a new checkpoint;\n"
         "  then the image is checked again and the second summary printed.\n"
         "  Corrupt data blocks cannot be repaired: restore them from a\n"
         "  replica ('export-delta' / 'apply-delta').\n",

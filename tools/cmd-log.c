@@ -126,10 +126,10 @@ static void print_checkpoint_body(const uint8_t *body, uint32_t body_len)
     }
     memcpy(&ckpt, body, sizeof(ckpt));
     printf("    checkpoint tags %u roots %u state %" G_GUINT64_FORMAT
-           " bytes, previous checkpoint at %" G_GUINT64_FORMAT
+           " bytes, index nodes %u, previous checkpoint at %" G_GUINT64_FORMAT
            ", replay from %" G_GUINT64_FORMAT "\n",
            GUINT32_FROM_LE(ckpt.tag_count), GUINT32_FROM_LE(ckpt.root_count),
-           GUINT64_FROM_LE(ckpt.state_bytes),
+           GUINT64_FROM_LE(ckpt.state_bytes), GUINT32_FROM_LE(ckpt.node_count),
            GUINT64_FROM_LE(ckpt.prev_checkpoint),
            GUINT64_FROM_LE(ckpt.replay_horizon));
 }

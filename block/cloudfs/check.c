@@ -144,6 +144,21 @@ static gint range_cmp(gconstpointer a, gconstpointer b)
 }
 
 /* Bytes of log that the head or any tagged version maps */
+/* Add the data ranges a tagged version maps */
+static bool tag_ranges(CfsDisk *disk, const CfsTag *t, RangeCtx *ctx,
+                       GError **errp)
+{
+    CfsState st;
+    bool ok;
+
+    if (!cfs_build_state(disk, t->version, &st, errp)) {
+        return false;
+    }
+    ok = cfs_index_foreach(st.index, add_range, ctx, errp);
+    cfs_state_clear(&st);
+    return ok;
+}
+
 /* head: the head's index as the log replays it (the opened one may have
  * damaged nodes), NULL if the log does not replay to the head */
 static bool live_bytes(CfsDisk *disk, CfsIndex *head, CfsCheckResult *res,
@@ -161,11 +176,24 @@ static bool live_bytes(CfsDisk *disk, CfsIndex *head, CfsCheckResult *res,
     }
     for (guint i = 0; i < tags->len; i++) {
         const CfsTag *t = tags->pdata[i];
-        CfsState st;
-
         g_autoptr(GError) err = NULL;
+        bool ok;
 
-        if (!cfs_build_state(disk, t->version, &st, &err)) {
+        if (head && t->version == disk->head.version) {
+            continue;   /* its extents are the head's, counted above */
+        }
+        ok = tag_ranges(disk, t, &ctx, &err);
+        if (!ok && err->code == CFS_ERROR_INDEX) {
+            /* a damaged node of an older checkpoint: count it, and take
+             * the snapshot's extents from the log itself */
+            res->corruptions++;
+            res->index_corruptions++;
+            note(res, "snapshot '%s': %s", t->name, err->message);
+            g_clear_error(&err);
+            disk->ignore_checkpoints = true;
+            ok = tag_ranges(disk, t, &ctx, &err);
+        }
+        if (!ok) {
             if (err->code == CFS_ERROR_IO) {
                 g_propagate_error(errp, g_steal_pointer(&err));
                 g_array_free(ctx.ranges, TRUE);
@@ -174,15 +202,7 @@ static bool live_bytes(CfsDisk *disk, CfsIndex *head, CfsCheckResult *res,
             res->corruptions++;
             note(res, "snapshot '%s' (version %" G_GUINT64_FORMAT ") cannot "
                  "be rebuilt: %s", t->name, t->version, err->message);
-            continue;
         }
-        if (!cfs_index_foreach(st.index, add_range, &ctx, &err)) {
-            cfs_state_clear(&st);
-            g_propagate_error(errp, g_steal_pointer(&err));
-            g_array_free(ctx.ranges, TRUE);
-            return false;
-        }
-        cfs_state_clear(&st);
     }
     g_array_sort(ctx.ranges, range_cmp);
     for (guint i = 0; i < ctx.ranges->len; i++) {
