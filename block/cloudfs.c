@@ -18,6 +18,7 @@
 #include "qemu/error-report.h"
 #include "qemu/memalign.h"
 #include "qemu/module.h"
+#include "qemu/units.h"
 #include "qemu/option.h"
 #include "block/block-io.h"
 #include "block/qdict.h"
@@ -331,6 +332,47 @@ static int coroutine_fn GRAPH_RDLOCK cloudfs_check_parent(BlockDriverState *bs)
     return 0;
 }
 
+/*
+ * Reads whose record header is not cached yet (right after open, or once
+ * the cache turned over) would cost two I/Os, the header's under the
+ * lock.  When the data sits close behind its header, as after small
+ * random writes, read both in one I/O outside the lock instead.
+ */
+#define CLOUDFS_JOINED_READ_MAX (128 * KiB)
+
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
+                         QEMUIOVector *qiov, size_t qiov_offset)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    uint64_t lead = m->log_offset - m->record_offset;
+    uint8_t *buf = qemu_try_blockalign(bs->file->bs, lead + m->length);
+    struct iovec iov;
+    int ret;
+
+    if (!buf) {
+        return -ENOMEM;
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    ret = bdrv_co_pread(bs->file, m->record_offset, lead + m->length, buf, 0);
+    qemu_co_mutex_lock(&s->lock);
+    if (ret < 0) {
+        goto out;
+    }
+    iov = (struct iovec) { .iov_base = buf + lead, .iov_len = m->length };
+    if (!cfs_disk_learn_record(s->disk, m->record_offset, buf, lead, &gerr) ||
+        !cfs_disk_verify(s->disk, m, 0, &iov, 1, m->length, &gerr)) {
+        error_report("cloudfs: %s", gerr->message);
+        ret = -EIO;
+        goto out;
+    }
+    qemu_iovec_from_buf(qiov, qiov_offset, buf + lead, m->length);
+out:
+    qemu_vfree(buf);
+    return ret;
+}
+
 static int coroutine_fn GRAPH_RDLOCK
 cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        QEMUIOVector *qiov, size_t qiov_offset,
@@ -369,6 +411,12 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
         case CFS_MAP_DATA: {
             QEMUIOVector slice;
 
+            if (!cfs_disk_record_known(s->disk, m.record_offset) &&
+                m.log_offset - m.record_offset + m.length <=
+                CLOUDFS_JOINED_READ_MAX) {
+                ret = cloudfs_read_with_header(bs, &m, qiov, qiov_offset);
+                break;
+            }
             qemu_co_mutex_unlock(&s->lock);
             ret = bdrv_co_preadv_part(bs->file, m.log_offset, m.length, qiov,
                                       qiov_offset, 0);

@@ -307,8 +307,14 @@ static bool walk_log(CfsDisk *disk, uint64_t file_size, CfsCheckResult *res,
         type = GUINT16_FROM_LE(cfs_rec_hdr(&r)->type);
         if (!cfs_record_verify_payload(&disk->io, &r, disk->block_size,
                                        offset, &err)) {
-            if (!cfs_successor_vouches(disk, &r, offset + cfs_rec_total(&r),
-                                       file_size)) {
+            /* a checkpoint a slot reaches was flushed before the slot
+             * was written: damage there is rot even at the log's end */
+            bool used = type == CFS_REC_CHECKPOINT &&
+                        g_hash_table_contains(in_use, &offset);
+
+            if (!used && !cfs_successor_vouches(disk, &r, offset +
+                                                cfs_rec_total(&r),
+                                                file_size)) {
                 cfs_record_clear(&r);
                 break;      /* a torn last append */
             }
@@ -374,6 +380,14 @@ static bool rebuild_index(const CfsIO *io, CfsCheckResult *res,
                                   CFS_VERSION_HEAD, errp);
 
     if (!disk || !cfs_disk_checkpoint(disk, errp)) {
+        cfs_disk_free(disk);
+        return false;
+    }
+    if (cfs_store_dirty_bytes(disk->nodes)) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
+                    "the rebuilt index has more nodes than one checkpoint "
+                    "holds at this block size; opening rebuilds it each "
+                    "time instead");
         cfs_disk_free(disk);
         return false;
     }
@@ -445,14 +459,6 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
     check_slots(disk, res, bad_slot);
     res->corruptions += bad_slot[0] + bad_slot[1];
 
-    if (repair && res->index_corruptions && !res->torn_bytes &&
-        disk->valid_end == res->log_end) {
-        cfs_disk_free(disk);
-        disk = NULL;
-        if (!rebuild_index(io, res, errp)) {
-            return false;
-        }
-    }
     if (repair && (res->torn_bytes || bad_slot[0] || bad_slot[1])) {
         int ret = 0;
 
@@ -484,6 +490,13 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
             note(res, "repaired: cleared bad checkpoint slots");
             res->corruptions -= bad_slot[0] + bad_slot[1];
         }
+    }
+    /* after the slots are cleared, so that the new checkpoint's slot is
+     * not one of those */
+    if (repair && res->index_corruptions &&
+        disk->valid_end == res->log_end) {
+        cfs_disk_free(disk);
+        return rebuild_index(io, res, errp);
     }
     cfs_disk_free(disk);
     return true;

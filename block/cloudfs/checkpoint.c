@@ -272,6 +272,11 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
     disk->log_end = disk->valid_end = offset + padded + payload_len;
     disk->durable_version = st->version;
     disk->prep_version = st->version;
+    /* durable, and later trees use its nodes: the next checkpoint links
+     * to it even if no slot ever points at it */
+    disk->ckpt_offset = offset;
+    disk->ckpt_version = st->version;
+    disk->ckpt_log_end = disk->log_end;
     slot.sequence = GUINT64_TO_LE(disk->slot_sequence + 1);
     slot.checkpoint_offset = GUINT64_TO_LE(offset);
     slot.checkpoint_version = GUINT64_TO_LE(st->version);
@@ -282,8 +287,5 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
     }
     disk->slot_sequence++;
     disk->slot_newest = which;
-    disk->ckpt_offset = offset;
-    disk->ckpt_version = st->version;
-    disk->ckpt_log_end = disk->log_end;
     return true;
 }

@@ -142,6 +142,17 @@ bool cfs_disk_map(CfsDisk *disk, uint64_t offset, uint64_t length,
                   CfsMapping *out, GError **errp);
 
 /*
+ * Whether cfs_disk_verify() of a mapping into the record at record_offset
+ * can run without reading the record's header from the file.  When not,
+ * a caller that reads the data may read [record_offset, log_offset +
+ * length) in one I/O instead and hand the leading part (up to the data)
+ * to cfs_disk_learn_record(): one read instead of two, outside any lock.
+ */
+bool cfs_disk_record_known(CfsDisk *disk, uint64_t record_offset);
+bool cfs_disk_learn_record(CfsDisk *disk, uint64_t record_offset,
+                           const void *buf, size_t len, GError **errp);
+
+/*
  * Check data the caller read for a DATA mapping (length bytes starting at
  * m->log_offset + skip) against the payload block checksums.
  */

@@ -201,7 +201,7 @@ static bool leaf_decode(CfsNodeStore *s, CfsNode *n, const uint8_t *raw,
             : e->log_offset % s->block_size ||
               e->record_offset < s->log_start ||
               e->log_offset <= e->record_offset ||
-              e->log_offset + len > n->offset) {
+              e->log_offset > n->offset || len > n->offset - e->log_offset) {
             /* data always lies before the checkpoint that maps it */
             return node_bad(errp, n->offset, "extent points at a bad place");
         }

@@ -343,6 +343,7 @@ static bool node_delete(CfsIndex *t, CfsNode *n, uint64_t key, uint64_t hi,
 {
     int i = floor_index(n, key);
     CfsNode *c;
+    bool ok;
 
     if (n->level == 0) {
         if (i < 0 || n->u.ext[i].guest_offset != key) {
@@ -354,15 +355,21 @@ static bool node_delete(CfsIndex *t, CfsNode *n, uint64_t key, uint64_t hi,
     }
     i = MAX(i, 0);
     c = child_writable(t, n, i, hi, errp);
-    if (!c || !node_delete(t, c, key, child_hi(n, i, hi), errp)) {
+    if (!c) {
         return false;
     }
+    ok = node_delete(t, c, key, child_hi(n, i, hi), errp);
     if (c->count == 0) {
         cfs_node_unref(c);
         remove_entry(n, i);
-        return true;
+        return ok;
     }
+    /* even after a failure below (a rebalance that could not read a
+     * sibling), the key must follow the child's first extent */
     n->u.kid[i].key = node_key(c);
+    if (!ok) {
+        return false;
+    }
     if (c->count < node_min(c) && n->count > 1) {
         return rebalance(t, n, i + 1 < n->count ? i : i - 1, hi, errp);
     }

@@ -573,6 +573,58 @@ void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
     disk->sums_cache_bytes += bytes;
 }
 
+bool cfs_disk_record_known(CfsDisk *disk, uint64_t record_offset)
+{
+    return g_hash_table_contains(disk->sums_cache, &record_offset);
+}
+
+typedef struct BufferFetch {
+    const uint8_t *buf;
+    size_t len;
+    uint64_t base;
+    const CfsIO *io;
+} BufferFetch;
+
+/* From the caller's buffer, and from the file for what lies past it */
+static bool fetch_buffer(void *dst, size_t len, uint64_t at, void *opaque,
+                         GError **errp)
+{
+    BufferFetch *f = opaque;
+    uint64_t rel = at - f->base;
+
+    if (rel + len <= f->len) {
+        memcpy(dst, f->buf + rel, len);
+        return true;
+    }
+    return cfs_io_pread(f->io, dst, len, at, errp);
+}
+
+bool cfs_disk_learn_record(CfsDisk *disk, uint64_t record_offset,
+                           const void *buf, size_t len, GError **errp)
+{
+    BufferFetch f = { .buf = buf, .len = len, .base = record_offset,
+                      .io = &disk->io };
+    int64_t file_size = disk->io.size(disk->io.opaque);
+    CfsRecord r;
+
+    if (cfs_disk_record_known(disk, record_offset)) {
+        return true;
+    }
+    if (file_size < 0 || record_offset > (uint64_t)file_size ||
+        !cfs_record_load(&disk->sb, fetch_buffer, &f, record_offset,
+                         file_size, &r, errp)) {
+        if (errp && !*errp) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                        "no valid record at offset %" G_GUINT64_FORMAT,
+                        record_offset);
+        }
+        return false;
+    }
+    cfs_sums_remember(disk, record_offset, &r);
+    cfs_record_clear(&r);
+    return true;
+}
+
 const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
                                GError **errp)
 {

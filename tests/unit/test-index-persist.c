@@ -251,6 +251,36 @@ static void test_write_through_damaged_leaf(void)
     fixture_free(&f);
 }
 
+/* The checkpoint with the damaged leaf is the last record of the log (as
+ * after every clean close): still found, still repaired */
+static void test_damaged_leaf_at_log_end(void)
+{
+    Fixture f;
+    CfsDisk *disk;
+    GError *err = NULL;
+    CfsCheckResult res;
+    uint64_t guest, leaf;
+
+    fixture_build(&f);
+    disk = test_open(&f.t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
+    g_assert_true(cfs_disk_close(disk, &err));
+    leaf = newest_first_leaf(&f, &guest);
+    flip_byte(&f.t, leaf + 300);
+    g_assert_true(cfs_check(&f.t.io, true, &res, &err));
+    g_assert_no_error(err);
+    g_assert_true(res.repaired);
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    g_assert_cmpuint(res.torn_bytes, ==, 0);
+    cfs_check_result_clear(&res);
+    g_assert_true(cfs_check(&f.t.io, false, &res, &err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    cfs_check_result_clear(&res);
+    disk = test_open(&f.t, 0, CFS_VERSION_HEAD);
+    test_assert_content(disk, f.model, SIZE);
+    cfs_disk_free(disk);
+    fixture_free(&f);
+}
+
 /* A damaged root: the checkpoint does not load, the older one does */
 static void test_damaged_root(void)
 {
@@ -283,6 +313,8 @@ int main(int argc, char **argv)
     g_test_add_func("/index-persist/damaged-leaf", test_damaged_leaf);
     g_test_add_func("/index-persist/write-through-damaged-leaf",
                     test_write_through_damaged_leaf);
+    g_test_add_func("/index-persist/damaged-leaf-at-log-end",
+                    test_damaged_leaf_at_log_end);
     g_test_add_func("/index-persist/damaged-root", test_damaged_root);
     return g_test_run();
 }
