@@ -531,6 +531,19 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     cfs_append_free(a);
     s->inflight--;
     ret = state == CFS_APPEND_APPLIED ? 0 : (ret < 0 ? ret : -EIO);
+    if (ret == 0 && s->inflight == 0 && cfs_disk_checkpoint_due(s->disk)) {
+        /*
+         * Index nodes changed since the last checkpoint pile up in memory
+         * until one is written; a guest that never flushes would grow
+         * them without bound.  No append is in flight and none starts
+         * while the lock is held.
+         */
+        g_autoptr(GError) ckpt_err = NULL;
+
+        if (!cfs_disk_checkpoint(s->disk, &ckpt_err)) {
+            error_report("cloudfs: checkpoint failed: %s", ckpt_err->message);
+        }
+    }
 out:
     for (guint i = 0; i < reqs->len; i++) {
         CloudfsWriteReq *req = reqs->pdata[i];

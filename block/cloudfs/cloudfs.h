@@ -229,6 +229,13 @@ bool cfs_disk_write_zeroes(CfsDisk *disk, uint64_t offset, uint64_t length,
 bool cfs_disk_flush(CfsDisk *disk, GError **errp);
 /* Write a checkpoint now (no append in flight) */
 bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp);
+/*
+ * Whether the index nodes changed since the last checkpoint take more
+ * memory than they may: a writer calls cfs_disk_checkpoint() as soon as
+ * no append is in flight, flush or not, so that a guest that never
+ * flushes does not grow them without bound.
+ */
+bool cfs_disk_checkpoint_due(CfsDisk *disk);
 
 /*
  * Point a branch at another parent (QEMU's rebase), or make the disk

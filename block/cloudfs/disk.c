@@ -174,6 +174,7 @@ CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
     disk->block_size = GUINT32_FROM_LE(disk->sb.block_size);
     disk->nodes = cfs_store_new(io, disk->block_size,
                                 GUINT64_FROM_LE(disk->sb.log_start));
+    disk->dirty_limit = CFS_DIRTY_INDEX_LIMIT;
     cfs_state_init_base(&disk->head, disk);
     disk->ignore_checkpoints = flags & CFS_OPEN_REBUILD_INDEX;
     if (!load_newest_checkpoint(disk, &replay_from, errp) ||
@@ -447,6 +448,12 @@ bool cfs_disk_pread(CfsDisk *disk, void *buf, uint64_t length,
     return true;
 }
 
+bool cfs_disk_checkpoint_due(CfsDisk *disk)
+{
+    return disk->writable && !disk->poisoned &&
+           cfs_store_dirty_bytes(disk->nodes) > disk->dirty_limit;
+}
+
 bool cfs_disk_flush(CfsDisk *disk, GError **errp)
 {
     if (!disk->writable) {
@@ -457,7 +464,7 @@ bool cfs_disk_flush(CfsDisk *disk, GError **errp)
         return false;
     }
     if (disk->log_end - disk->ckpt_log_end > CFS_CHECKPOINT_INTERVAL ||
-        cfs_store_dirty_bytes(disk->nodes) > CFS_DIRTY_INDEX_LIMIT) {
+        cfs_disk_checkpoint_due(disk)) {
         /* the checkpoint flushes the data before it as well; it also
          * bounds the memory of index nodes changed since the last one */
         return cfs_disk_checkpoint(disk, errp);

@@ -228,6 +228,7 @@ struct CfsDisk {
 
     CfsDisk *parent;
     CfsNodeStore *nodes;        /* index nodes: cache and accounting */
+    uint64_t dirty_limit;       /* CFS_DIRTY_INDEX_LIMIT (tests lower it) */
     bool ignore_checkpoints;    /* an index node was corrupt: rebuild
                                  * every version from the log itself */
     GHashTable *sums_cache;     /* record offset -> CfsSums * */

@@ -281,6 +281,34 @@ static void test_damaged_leaf_at_log_end(void)
     fixture_free(&f);
 }
 
+/* Changed nodes are bounded: past the limit a checkpoint is due, and a
+ * flush writes it even though the log grew far less than the interval */
+static void test_dirty_nodes_bounded(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    g_autofree uint8_t *model = g_malloc0(SIZE);
+    uint64_t before;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    disk->dirty_limit = 16 * cfs_node_bytes(0);
+    write_random_blocks(disk, model, 3000, 7);
+    g_assert_true(cfs_disk_checkpoint_due(disk));
+    before = disk->ckpt_offset;
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(disk->ckpt_offset, >, before);
+    g_assert_cmpuint(cfs_store_dirty_bytes(disk->nodes), ==, 0);
+    g_assert_false(cfs_disk_checkpoint_due(disk));
+    cfs_disk_free(disk);
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    test_assert_content(disk, model, SIZE);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
 /* A damaged root: the checkpoint does not load, the older one does */
 static void test_damaged_root(void)
 {
@@ -316,5 +344,7 @@ int main(int argc, char **argv)
     g_test_add_func("/index-persist/damaged-leaf-at-log-end",
                     test_damaged_leaf_at_log_end);
     g_test_add_func("/index-persist/damaged-root", test_damaged_root);
+    g_test_add_func("/index-persist/dirty-nodes-bounded",
+                    test_dirty_nodes_bounded);
     return g_test_run();
 }
