@@ -336,9 +336,10 @@ static int coroutine_fn GRAPH_RDLOCK cloudfs_check_parent(BlockDriverState *bs)
  * Reads whose record header is not cached yet (right after open, or once
  * the cache turned over) would cost two I/Os, the header's under the
  * lock.  When the data sits close behind its header, as after small
- * random writes, read both in one I/O outside the lock instead.
+ * random writes, read both in one I/O outside the lock instead (the bytes
+ * in between, up to this many, are read and dropped).
  */
-#define CLOUDFS_JOINED_READ_MAX (128 * KiB)
+#define CLOUDFS_JOINED_LEAD_MAX (128 * KiB)
 
 static int coroutine_fn GRAPH_RDLOCK
 cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
@@ -346,30 +347,35 @@ cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
 {
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
+    /* block aligned: record and data offsets both are */
     uint64_t lead = m->log_offset - m->record_offset;
-    uint8_t *buf = qemu_try_blockalign(bs->file->bs, lead + m->length);
-    struct iovec iov;
+    uint8_t *head = qemu_try_blockalign(bs->file->bs, lead);
+    QEMUIOVector both, data;
     int ret;
 
-    if (!buf) {
+    if (!head) {
         return -ENOMEM;
     }
+    /* the header into our buffer, the data straight into the guest's */
+    qemu_iovec_init_slice(&data, qiov, qiov_offset, m->length);
+    qemu_iovec_init(&both, data.niov + 1);
+    qemu_iovec_add(&both, head, lead);
+    qemu_iovec_concat(&both, &data, 0, m->length);
     qemu_co_mutex_unlock(&s->lock);
-    ret = bdrv_co_pread(bs->file, m->record_offset, lead + m->length, buf, 0);
+    ret = bdrv_co_preadv(bs->file, m->record_offset, lead + m->length, &both,
+                         0);
     qemu_co_mutex_lock(&s->lock);
-    if (ret < 0) {
-        goto out;
-    }
-    iov = (struct iovec) { .iov_base = buf + lead, .iov_len = m->length };
-    if (!cfs_disk_learn_record(s->disk, m->record_offset, buf, lead, &gerr) ||
-        !cfs_disk_verify(s->disk, m, 0, &iov, 1, m->length, &gerr)) {
+    if (ret >= 0 &&
+        (!cfs_disk_learn_record(s->disk, m->record_offset, head, lead,
+                                &gerr) ||
+         !cfs_disk_verify(s->disk, m, 0, data.iov, data.niov, m->length,
+                          &gerr))) {
         error_report("cloudfs: %s", gerr->message);
         ret = -EIO;
-        goto out;
     }
-    qemu_iovec_from_buf(qiov, qiov_offset, buf + lead, m->length);
-out:
-    qemu_vfree(buf);
+    qemu_iovec_destroy(&both);
+    qemu_iovec_destroy(&data);
+    qemu_vfree(head);
     return ret;
 }
 
@@ -412,8 +418,7 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
             QEMUIOVector slice;
 
             if (!cfs_disk_record_known(s->disk, m.record_offset) &&
-                m.log_offset - m.record_offset + m.length <=
-                CLOUDFS_JOINED_READ_MAX) {
+                m.log_offset - m.record_offset <= CLOUDFS_JOINED_LEAD_MAX) {
                 ret = cloudfs_read_with_header(bs, &m, qiov, qiov_offset);
                 break;
             }

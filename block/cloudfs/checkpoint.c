@@ -216,7 +216,7 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
     payload_len = cfs_align_up(nodes_at + (uint64_t)nodes->len *
                                CFS_NODE_SIZE, bs);
     nblocks = payload_len / bs;
-    if (payload_len / bs > CFS_MAX_PAYLOAD_BLOCKS) {
+    if (nblocks > CFS_MAX_PAYLOAD_BLOCKS) {
         /* more changed nodes than one record holds at this block size:
          * skip it; opening replays more of the log instead */
         if (!cfs_io_flush(&disk->io, errp)) {

@@ -76,7 +76,5 @@ CfsNode *cfs_node_clone(CfsNodeStore *store, const CfsNode *n);
 #define CFS_NODE_ANY_LEVEL G_MAXUINT16
 CfsNode *cfs_store_get(CfsNodeStore *store, uint64_t offset, uint16_t level,
                        GError **errp);
-/* Hand a just-persisted node to the cache */
-void cfs_store_remember(CfsNodeStore *store, CfsNode *n);
 
 #endif /* CLOUDFS_INDEX_NODE_H */

@@ -134,7 +134,8 @@ uint64_t cfs_store_cached_bytes(const CfsNodeStore *s)
     return s->cached_bytes;
 }
 
-void cfs_store_remember(CfsNodeStore *s, CfsNode *n)
+/* Hand a clean node to the cache (which takes a reference) */
+static void store_remember(CfsNodeStore *s, CfsNode *n)
 {
     g_assert(n->offset);
     if (n->cached || g_hash_table_contains(s->by_offset, &n->offset)) {
@@ -295,7 +296,7 @@ CfsNode *cfs_store_get(CfsNodeStore *s, uint64_t offset, uint16_t level,
         if (!n) {
             return NULL;
         }
-        cfs_store_remember(s, n);
+        store_remember(s, n);
     }
     if (level != CFS_NODE_ANY_LEVEL && n->level != level) {
         cfs_node_unref(n);
@@ -432,7 +433,7 @@ void cfs_index_nodes_written(GPtrArray *nodes, bool written)
             }
         }
         if (n->store) {
-            cfs_store_remember(n->store, n);
+            store_remember(n->store, n);
         }
     }
 }

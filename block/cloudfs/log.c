@@ -585,7 +585,7 @@ typedef struct BufferFetch {
     const CfsIO *io;
 } BufferFetch;
 
-/* From the caller's buffer, and from the file for what lies past it */
+/* From the caller's buffer (if any), and from the file past its end */
 static bool fetch_buffer(void *dst, size_t len, uint64_t at, void *opaque,
                          GError **errp)
 {
@@ -610,14 +610,19 @@ bool cfs_disk_learn_record(CfsDisk *disk, uint64_t record_offset,
     if (cfs_disk_record_known(disk, record_offset)) {
         return true;
     }
-    if (file_size < 0 || record_offset > (uint64_t)file_size ||
-        !cfs_record_load(&disk->sb, fetch_buffer, &f, record_offset,
+    if (file_size < 0) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_IO, "cannot get image size: %s",
+                    g_strerror(-file_size));
+        return false;
+    }
+    if (record_offset > (uint64_t)file_size) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                    "index points beyond the end of the file at offset %"
+                    G_GUINT64_FORMAT, record_offset);
+        return false;
+    }
+    if (!cfs_record_load(&disk->sb, fetch_buffer, &f, record_offset,
                          file_size, &r, errp)) {
-        if (errp && !*errp) {
-            g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
-                        "no valid record at offset %" G_GUINT64_FORMAT,
-                        record_offset);
-        }
         return false;
     }
     cfs_sums_remember(disk, record_offset, &r);
@@ -628,19 +633,11 @@ bool cfs_disk_learn_record(CfsDisk *disk, uint64_t record_offset,
 const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
                                GError **errp)
 {
-    const CfsSums *sums = g_hash_table_lookup(disk->sums_cache,
-                                              &record_offset);
-    CfsRecord r;
+    const CfsSums *sums;
 
-    if (sums) {
-        return sums;
-    }
-    if (!cfs_record_read(&disk->io, &disk->sb, record_offset,
-                         disk->io.size(disk->io.opaque), &r, errp)) {
+    if (!cfs_disk_learn_record(disk, record_offset, NULL, 0, errp)) {
         return NULL;
     }
-    cfs_sums_remember(disk, record_offset, &r);
-    cfs_record_clear(&r);
     sums = g_hash_table_lookup(disk->sums_cache, &record_offset);
     if (!sums) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,

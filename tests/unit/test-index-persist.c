@@ -154,6 +154,26 @@ static void flip_byte(TestImage *t, uint64_t at)
     g_assert_cmpint(pwrite(t->fd, &b, 1, at), ==, 1);
 }
 
+/* check --repair rebuilds the index; a second check finds nothing */
+static void repair_and_recheck(TestImage *t)
+{
+    GError *err = NULL;
+    CfsCheckResult res;
+
+    g_assert_true(cfs_check(&t->io, true, &res, &err));
+    g_assert_no_error(err);
+    for (guint i = 0; i < res.messages->len; i++) {
+        g_test_message("%s", (char *)res.messages->pdata[i]);
+    }
+    g_assert_true(res.repaired);
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    cfs_check_result_clear(&res);
+    g_assert_true(cfs_check(&t->io, false, &res, &err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    g_assert_cmpuint(res.torn_bytes, ==, 0);
+    cfs_check_result_clear(&res);
+}
+
 static void test_damaged_leaf(void)
 {
     Fixture f;
@@ -187,16 +207,7 @@ static void test_damaged_leaf(void)
     g_assert_cmpuint(res.index_corruptions, >, 0);
     g_assert_cmpuint(res.corruptions, >=, res.index_corruptions);
     cfs_check_result_clear(&res);
-    g_assert_true(cfs_check(&f.t.io, true, &res, &err));
-    for (guint i = 0; i < res.messages->len; i++) {
-        g_test_message("%s", (char *)res.messages->pdata[i]);
-    }
-    g_assert_true(res.repaired);
-    g_assert_cmpuint(res.corruptions, ==, 0);
-    cfs_check_result_clear(&res);
-    g_assert_true(cfs_check(&f.t.io, false, &res, &err));
-    g_assert_cmpuint(res.corruptions, ==, 0);
-    cfs_check_result_clear(&res);
+    repair_and_recheck(&f.t);
 
     disk = test_open(&f.t, 0, CFS_VERSION_HEAD);
     g_assert_false(disk->ignore_checkpoints);
@@ -237,13 +248,7 @@ static void test_write_through_damaged_leaf(void)
     cfs_disk_free(disk);
 
     /* the record did reach the file: after a repair it is the head */
-    {
-        CfsCheckResult res;
-
-        g_assert_true(cfs_check(&f.t.io, true, &res, &err));
-        g_assert_no_error(err);
-        cfs_check_result_clear(&res);
-    }
+    repair_and_recheck(&f.t);
     memcpy(f.model + guest, buf, BS);
     disk = test_open(&f.t, 0, CFS_VERSION_HEAD);
     test_assert_content(disk, f.model, SIZE);
@@ -258,7 +263,6 @@ static void test_damaged_leaf_at_log_end(void)
     Fixture f;
     CfsDisk *disk;
     GError *err = NULL;
-    CfsCheckResult res;
     uint64_t guest, leaf;
 
     fixture_build(&f);
@@ -266,15 +270,7 @@ static void test_damaged_leaf_at_log_end(void)
     g_assert_true(cfs_disk_close(disk, &err));
     leaf = newest_first_leaf(&f, &guest);
     flip_byte(&f.t, leaf + 300);
-    g_assert_true(cfs_check(&f.t.io, true, &res, &err));
-    g_assert_no_error(err);
-    g_assert_true(res.repaired);
-    g_assert_cmpuint(res.corruptions, ==, 0);
-    g_assert_cmpuint(res.torn_bytes, ==, 0);
-    cfs_check_result_clear(&res);
-    g_assert_true(cfs_check(&f.t.io, false, &res, &err));
-    g_assert_cmpuint(res.corruptions, ==, 0);
-    cfs_check_result_clear(&res);
+    repair_and_recheck(&f.t);
     disk = test_open(&f.t, 0, CFS_VERSION_HEAD);
     test_assert_content(disk, f.model, SIZE);
     cfs_disk_free(disk);
