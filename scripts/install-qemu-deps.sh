@@ -51,6 +51,7 @@ BOOKWORM_PKGS=(
                       # present, so installing it keeps every machine's build alike
     libxxhash-dev libssl-dev  # the cloudfs core (XXH3-64, SHA-256/HMAC) once compiled in
     libfuse3-dev      # --enable-fuse: FUSE block exports (qemu-storage-daemon)
+    fuse3             # fusermount3, so the cloudfs-exports iotest mounts one
     libaio-dev        # aio=native
     liburing-dev      # aio=io_uring
     libslirp-dev      # -netdev user (handy for guests; optional)
