@@ -1,8 +1,12 @@
 /*
- * cloudfs format core: the write path.  A batch of guest writes becomes one
- * WRITE record (group commit); the core lays it out and checksums it, the
- * caller writes it with one vectored write straight from the guest's
- * buffers, and completions are applied in version order.
+ * cloudfs format core: the write path.  Batches of guest writes (group
+ * commit) fill one open WRITE record: the core lays each batch out and
+ * checksums it, the caller writes its data with one vectored write straight
+ * from the guest's buffers, and completions are applied in order.  The
+ * record's header is written once, when the record is sealed (at flush,
+ * before any other record, or when the header room is full), so a small
+ * write costs its data and a share of one header block, not a block of its
+ * own (docs/format.rst, "Writing records").
  *
  * Copyright (c) 2026 The cloudfs authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -15,10 +19,15 @@ struct CfsAppend {
     CfsAppendState state;
     bool written;               /* the caller's write finished */
     int ret;
-    uint64_t offset;            /* record offset in the file */
+    uint64_t offset;            /* where the caller writes iov */
     uint64_t version;
-    CfsRecord rec;              /* sealed header (buf, lengths, id) */
-    GArray *iov;                /* header block(s), then data slices */
+    CfsRecord rec;              /* a whole record: its sealed header;
+                                 * buf is NULL for a batch */
+    /* a batch of the open record: its part of the extents and sums */
+    guint first_extent, nextents;
+    guint first_sum, nsums;
+    uint8_t *zero_room;         /* clears the header room, first batch */
+    GArray *iov;                /* header or zero room, then data slices */
 };
 
 uint64_t cfs_append_offset(const CfsAppend *a)
@@ -47,6 +56,7 @@ void cfs_append_free(CfsAppend *a)
     if (a) {
         g_assert(a->state != CFS_APPEND_PENDING);
         cfs_record_clear(&a->rec);
+        cfs_free_aligned(a->zero_room);
         g_array_free(a->iov, TRUE);
         g_free(a);
     }
@@ -76,9 +86,15 @@ bool cfs_disk_check_writable(CfsDisk *disk, GError **errp)
     return true;
 }
 
-/* Builds the extent list and the data iovec of one batch */
+/*
+ * Builds the extent list and the data iovec of one batch.  Checksums come
+ * last (layout_checksum()): their seeds are the blocks' places in the
+ * record's payload, known once the batch has a record.
+ */
 typedef struct Layout {
     GArray *extents;            /* CfsWriteExtent */
+    GPtrArray *blocks;          /* each DATA block's bytes, in order */
+    GPtrArray *gathered;        /* copies of blocks split across iovecs */
     GArray *sums;               /* uint64_t, little-endian */
     GArray *iov;                /* data slices */
     uint32_t block_size;
@@ -141,9 +157,9 @@ static void add_slice(Layout *l, void *base, size_t len)
 
 /*
  * Walk one write block by block: zero blocks become ZERO extents, the
- * others DATA extents whose bytes are referenced (not copied) in the iovec
- * and checksummed.  A block split across iovec elements is gathered into a
- * bounce block only to be hashed and tested for zeros.
+ * others DATA extents whose bytes are referenced (not copied) in the iovec.
+ * A block split across iovec elements is gathered into a copy only to be
+ * tested for zeros and hashed.
  */
 static void layout_write(Layout *l, const CfsWrite *w)
 {
@@ -187,9 +203,11 @@ static void layout_write(Layout *l, const CfsWrite *w)
             continue;
         }
         add_extent(l, w->offset + done, CFS_EXTENT_DATA);
-        uint64_t sum = GUINT64_TO_LE(cfs_block_checksum(block, l->block_size,
-                                                        l->sums->len));
-        g_array_append_val(l->sums, sum);
+        if (block == l->bounce) {
+            block = g_memdup2(l->bounce, l->block_size);
+            g_ptr_array_add(l->gathered, (void *)block);
+        }
+        g_ptr_array_add(l->blocks, (void *)block);
         /* reference the block's bytes where they are, piece by piece */
         for (size_t left = l->block_size; left > 0;) {
             size_t n = MIN(left, w->iov[first_vi].iov_len - first_vo);
@@ -202,6 +220,18 @@ static void layout_write(Layout *l, const CfsWrite *w)
                 first_vo = 0;
             }
         }
+    }
+}
+
+/* Checksum the DATA blocks as payload blocks first, first + 1, ... */
+static void layout_checksum(Layout *l, uint32_t first)
+{
+    for (guint i = 0; i < l->blocks->len; i++) {
+        uint64_t sum = GUINT64_TO_LE(cfs_block_checksum(l->blocks->pdata[i],
+                                                        l->block_size,
+                                                        first + i));
+
+        g_array_append_val(l->sums, sum);
     }
 }
 
@@ -239,37 +269,28 @@ static bool writes_valid(CfsDisk *disk, const CfsWrite *writes, size_t n,
     return true;
 }
 
-/* Seal a record whose body and checksums are given and queue it */
-static CfsAppend *queue_record(CfsDisk *disk, uint16_t type, const void *body,
-                               uint32_t body_len, const void *sums,
-                               uint32_t nsums, GArray *data_iov)
+/* Seal a metadata record (no payload) and queue it */
+static CfsAppend *queue_meta(CfsDisk *disk, uint16_t type, const void *body,
+                             uint32_t body_len)
 {
     CfsAppend *a = g_new0(CfsAppend, 1);
-    uint32_t header_len = sizeof(CfsRecordHeader) + body_len + 8 * nsums;
+    uint32_t header_len = sizeof(CfsRecordHeader) + body_len;
     struct iovec head;
 
+    g_assert(!disk->open.offset);
     a->rec.header_len = header_len;
     a->rec.padded_len = cfs_align_up(header_len, disk->block_size);
-    a->rec.payload_len = (uint64_t)nsums * disk->block_size;
     a->rec.buf = cfs_alloc_aligned(a->rec.padded_len);
     memcpy(a->rec.buf + sizeof(CfsRecordHeader), body, body_len);
-    if (nsums) {
-        memcpy(a->rec.buf + sizeof(CfsRecordHeader) + body_len, sums,
-               8ull * nsums);
-    }
     a->version = disk->prep_version + 1;
-    cfs_record_seal(&disk->sb, a->rec.buf, type, body_len, nsums, a->version,
+    cfs_record_seal(&disk->sb, a->rec.buf, type, body_len, 0, a->version,
                     disk->prep_version_id, disk->writer_nonce,
                     disk->durable_version, a->rec.id);
     a->offset = disk->log_end;
     a->state = CFS_APPEND_PENDING;
-
     a->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
     head = (struct iovec) { a->rec.buf, a->rec.padded_len };
     g_array_append_val(a->iov, head);
-    if (data_iov) {
-        g_array_append_vals(a->iov, data_iov->data, data_iov->len);
-    }
 
     disk->prep_version = a->version;
     memcpy(disk->prep_version_id, a->rec.id, CFS_ID_LEN);
@@ -278,11 +299,176 @@ static CfsAppend *queue_record(CfsDisk *disk, uint16_t type, const void *body,
     return a;
 }
 
+/* --- the open record ------------------------------------------------- */
+
+static uint64_t header_need(guint nextents, uint64_t nsums)
+{
+    return sizeof(CfsRecordHeader) + nextents * sizeof(CfsWriteExtent) +
+           8 * nsums;
+}
+
+static bool open_record_takes(CfsDisk *disk, const Layout *l)
+{
+    CfsOpenRecord *o = &disk->open;
+
+    return header_need(o->extents->len + l->extents->len,
+                       (uint64_t)o->sums->len + l->blocks->len) <= o->room &&
+           (uint64_t)(o->sums->len + l->blocks->len) * disk->block_size <=
+           CFS_MAX_CHAIN_PAYLOAD;
+}
+
+/*
+ * The header room is what the first batch needs, block aligned: with 4 KiB
+ * blocks one block lists about 160 scattered 4 KiB writes.  The header,
+ * however many batches join, then pads to exactly that room.
+ */
+static void open_record_start(CfsDisk *disk, const Layout *l)
+{
+    CfsOpenRecord *o = &disk->open;
+
+    o->offset = disk->log_end;
+    o->room = cfs_align_up(header_need(l->extents->len, l->blocks->len),
+                           disk->block_size);
+    o->version = disk->prep_version + 1;
+    o->extents = g_array_new(FALSE, FALSE, sizeof(CfsWriteExtent));
+    o->sums = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    o->applied_extents = o->applied_sums = 0;
+    /* room for every checksum the header room can list */
+    o->view = g_malloc(sizeof(CfsSums) + o->room);
+    o->view->padded_len = o->room;
+    o->view->nblocks = 0;
+    disk->log_end += o->room;
+}
+
+void cfs_disk_drop_open(CfsDisk *disk)
+{
+    CfsOpenRecord *o = &disk->open;
+
+    if (o->offset) {
+        g_array_free(o->extents, TRUE);
+        g_array_free(o->sums, TRUE);
+        g_free(o->view);
+    }
+    memset(o, 0, sizeof(*o));
+}
+
+/* Add a laid-out batch to the open record (opening one if needed) */
+static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
+{
+    CfsOpenRecord *o = &disk->open;
+    CfsAppend *a = g_new0(CfsAppend, 1);
+
+    a->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
+    a->offset = disk->log_end;
+    if (!o->offset) {
+        open_record_start(disk, l);
+        if (o->offset < disk->stale_end) {
+            /*
+             * An earlier writer's record may start right here, header and
+             * all: until ours is written it would pass for the log's next
+             * record.  Clear the room in the same write as the data.
+             */
+            struct iovec z;
+
+            a->zero_room = cfs_alloc_aligned(o->room);
+            z = (struct iovec) { a->zero_room, o->room };
+            g_array_append_val(a->iov, z);
+        } else {
+            a->offset = disk->log_end;
+        }
+    }
+    layout_checksum(l, o->sums->len);
+    a->version = o->version;
+    a->first_extent = o->extents->len;
+    a->nextents = l->extents->len;
+    a->first_sum = o->sums->len;
+    a->nsums = l->sums->len;
+    g_array_append_vals(o->extents, l->extents->data, l->extents->len);
+    g_array_append_vals(o->sums, l->sums->data, l->sums->len);
+    g_array_append_vals(a->iov, l->iov->data, l->iov->len);
+    disk->log_end += (uint64_t)l->sums->len * disk->block_size;
+    a->state = CFS_APPEND_PENDING;
+    g_queue_push_tail(&disk->inflight, a);
+    return a;
+}
+
+/* A batch's data is written: its blocks become readable */
+static bool apply_batch(CfsDisk *disk, CfsAppend *a, GError **errp)
+{
+    CfsOpenRecord *o = &disk->open;
+
+    g_assert(a->first_extent == o->applied_extents &&
+             a->first_sum == o->applied_sums);
+    if (!cfs_index_apply_extents(
+            disk->head.index, disk->block_size,
+            &g_array_index(o->extents, CfsWriteExtent, a->first_extent),
+            a->nextents, o->offset,
+            o->offset + o->room + (uint64_t)a->first_sum * disk->block_size,
+            errp)) {
+        return false;
+    }
+    if (a->nsums) {     /* a batch of zero writes has none */
+        memcpy(o->view->sums_le + 8ull * a->first_sum,
+               &g_array_index(o->sums, uint64_t, a->first_sum),
+               8ull * a->nsums);
+    }
+    o->view->nblocks += a->nsums;
+    o->applied_extents += a->nextents;
+    o->applied_sums += a->nsums;
+    return true;
+}
+
+bool cfs_disk_seal(CfsDisk *disk, GError **errp)
+{
+    CfsOpenRecord *o = &disk->open;
+    CfsRecord rec = { 0 };
+    uint32_t body_len;
+    uint64_t at = o->offset;
+
+    if (!o->offset) {
+        return true;
+    }
+    g_assert(g_queue_is_empty(&disk->inflight));
+    if (!cfs_disk_check_writable(disk, errp)) {
+        return false;
+    }
+    g_assert(o->version == disk->prep_version + 1);
+    body_len = o->extents->len * sizeof(CfsWriteExtent);
+    rec.header_len = header_need(o->extents->len, o->sums->len);
+    rec.padded_len = o->room;
+    g_assert(cfs_align_up(rec.header_len, disk->block_size) == o->room);
+    rec.payload_len = (uint64_t)o->sums->len * disk->block_size;
+    rec.buf = cfs_alloc_aligned(o->room);
+    memcpy(rec.buf + sizeof(CfsRecordHeader), o->extents->data, body_len);
+    if (o->sums->len) {
+        memcpy(rec.buf + sizeof(CfsRecordHeader) + body_len, o->sums->data,
+               8ull * o->sums->len);
+    }
+    cfs_record_seal(&disk->sb, rec.buf, CFS_REC_WRITE, body_len,
+                    o->sums->len, o->version, disk->prep_version_id,
+                    disk->writer_nonce, disk->durable_version, rec.id);
+    if (!cfs_io_pwrite(&disk->io, rec.buf, o->room, at, errp)) {
+        /* the batches stay applied and the record open: sealing again
+         * (the next flush) rewrites the header */
+        cfs_record_clear(&rec);
+        return false;
+    }
+    g_assert(at + cfs_rec_total(&rec) == disk->log_end);
+    disk->head.version = disk->prep_version = o->version;
+    memcpy(disk->head.version_id, rec.id, CFS_ID_LEN);
+    memcpy(disk->prep_version_id, rec.id, CFS_ID_LEN);
+    disk->valid_end = disk->log_end;
+    cfs_disk_drop_open(disk);
+    cfs_sums_remember(disk, at, &rec);
+    cfs_record_clear(&rec);
+    return true;
+}
+
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
                               size_t nwrites, GError **errp)
 {
     Layout l;
-    CfsAppend *a;
+    CfsAppend *a = NULL;
 
     if (!cfs_disk_check_writable(disk, errp) ||
         !writes_valid(disk, writes, nwrites, errp)) {
@@ -290,6 +476,8 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
     }
     l = (Layout) {
         .extents = g_array_new(FALSE, FALSE, sizeof(CfsWriteExtent)),
+        .blocks = g_ptr_array_new(),
+        .gathered = g_ptr_array_new_with_free_func(g_free),
         .sums = g_array_new(FALSE, FALSE, sizeof(uint64_t)),
         .iov = g_array_new(FALSE, FALSE, sizeof(struct iovec)),
         .block_size = disk->block_size,
@@ -302,41 +490,51 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
             add_zero_range(&l, writes[i].offset, writes[i].length);
         }
     }
-    if (l.extents->len * sizeof(CfsWriteExtent) + l.sums->len * 8ull >
+    if (l.extents->len * sizeof(CfsWriteExtent) + l.blocks->len * 8ull >
         CFS_MAX_HEADER_LEN - sizeof(CfsRecordHeader) ||
-        (uint64_t)l.sums->len * disk->block_size > CFS_MAX_CHAIN_PAYLOAD) {
+        (uint64_t)l.blocks->len * disk->block_size > CFS_MAX_CHAIN_PAYLOAD) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
                     "batch too large for one record; split it");
-        a = NULL;
-    } else {
-        a = queue_record(disk, CFS_REC_WRITE, l.extents->data,
-                         l.extents->len * sizeof(CfsWriteExtent),
-                         l.sums->data, l.sums->len, l.iov);
+    } else if (disk->open.offset && !open_record_takes(disk, &l) &&
+               !g_queue_is_empty(&disk->inflight)) {
+        g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,
+                    "the open record is full: retry once the appends in "
+                    "flight have settled");
+    } else if (!disk->open.offset || open_record_takes(disk, &l) ||
+               cfs_disk_seal(disk, errp)) {
+        a = queue_batch(disk, &l);
     }
     g_array_free(l.extents, TRUE);
+    g_ptr_array_free(l.blocks, TRUE);
+    g_ptr_array_free(l.gathered, TRUE);
     g_array_free(l.sums, TRUE);
     g_array_free(l.iov, TRUE);
     g_free(l.bounce);
     return a;
 }
 
-/* Apply every leading append whose write finished, in version order */
+/* Apply every leading append whose write finished, in order */
 static void apply_ready(CfsDisk *disk)
 {
     CfsAppend *a;
 
     while ((a = g_queue_peek_head(&disk->inflight)) && a->written) {
         g_autoptr(GError) err = NULL;
+        bool applied;
 
         g_queue_pop_head(&disk->inflight);
         if (disk->poisoned || a->ret < 0) {
-            /* records after this one chain to it: they are lost too */
+            /* what comes after this one builds on it: lost too */
             disk->poisoned = true;
             a->state = CFS_APPEND_FAILED;
             continue;
         }
-        if (!cfs_state_apply(disk, &disk->head, &a->rec, a->offset, &err)) {
-            /* the record is in the file but the index could not take it
+        applied = a->rec.buf
+                  ? cfs_state_apply(disk, &disk->head, &a->rec, a->offset,
+                                    &err)
+                  : apply_batch(disk, a, &err);
+        if (!applied) {
+            /* the data is in the file but the index could not take it
              * (an index node failed to read), perhaps only in part: no
              * more appends, which could overwrite what it maps */
             disk->index_broken = true;
@@ -344,8 +542,10 @@ static void apply_ready(CfsDisk *disk)
             a->state = CFS_APPEND_FAILED;
             continue;
         }
-        disk->valid_end = a->offset + cfs_rec_total(&a->rec);
-        cfs_sums_remember(disk, a->offset, &a->rec);
+        if (a->rec.buf) {
+            disk->valid_end = a->offset + cfs_rec_total(&a->rec);
+            cfs_sums_remember(disk, a->offset, &a->rec);
+        }
         a->state = CFS_APPEND_APPLIED;
     }
     if (disk->poisoned) {
@@ -359,17 +559,30 @@ static void apply_ready(CfsDisk *disk)
 
 /*
  * After failed appends have all settled, start the tail again right after
- * the last applied record, so that a transient error (ENOSPC, a pulled
- * cable) does not break the disk for good.  Records that did reach the
- * file past that point chain to records that did not: a fresh writer
- * nonce makes sure none of them ever chains to a new record.
+ * what was applied: the open record's applied batches (their writes were
+ * acknowledged, they stay), else the last record.  A transient error
+ * (ENOSPC, a pulled cable) then does not break the disk for good.  Bytes
+ * that did reach the file past that point are never taken for ours: a
+ * fresh writer nonce keeps any record there from chaining to a new one,
+ * and stale_end has the next record's header room cleared first.
  */
 void cfs_disk_recover_tail(CfsDisk *disk)
 {
+    CfsOpenRecord *o = &disk->open;
+
     if (!g_queue_is_empty(&disk->inflight) || disk->index_broken) {
         return;
     }
-    disk->log_end = disk->valid_end;
+    disk->stale_end = MAX(disk->stale_end, disk->log_end);
+    if (o->offset && o->applied_extents) {
+        g_array_set_size(o->extents, o->applied_extents);
+        g_array_set_size(o->sums, o->applied_sums);
+        disk->log_end = o->offset + o->room +
+                        (uint64_t)o->applied_sums * disk->block_size;
+    } else {
+        cfs_disk_drop_open(disk);
+        disk->log_end = disk->valid_end;
+    }
     disk->prep_version = disk->head.version;
     memcpy(disk->prep_version_id, disk->head.version_id, CFS_ID_LEN);
     cfs_random_bytes(&disk->writer_nonce, sizeof(disk->writer_nonce));
@@ -403,6 +616,7 @@ static bool append_sync(CfsDisk *disk, CfsAppend *a, GError **errp)
     return true;
 }
 
+/* The synchronous helpers make each call a version of its own */
 bool cfs_disk_pwrite(CfsDisk *disk, const void *buf, uint64_t length,
                      uint64_t offset, GError **errp)
 {
@@ -413,7 +627,7 @@ bool cfs_disk_pwrite(CfsDisk *disk, const void *buf, uint64_t length,
 
     g_assert(g_queue_is_empty(&disk->inflight));
     a = cfs_append_prepare(disk, &w, 1, errp);
-    return a && append_sync(disk, a, errp);
+    return a && append_sync(disk, a, errp) && cfs_disk_seal(disk, errp);
 }
 
 bool cfs_disk_write_zeroes(CfsDisk *disk, uint64_t offset, uint64_t length,
@@ -424,20 +638,19 @@ bool cfs_disk_write_zeroes(CfsDisk *disk, uint64_t offset, uint64_t length,
 
     g_assert(g_queue_is_empty(&disk->inflight));
     a = cfs_append_prepare(disk, &w, 1, errp);
-    return a && append_sync(disk, a, errp);
+    return a && append_sync(disk, a, errp) && cfs_disk_seal(disk, errp);
 }
 
 bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,
                      uint32_t body_len, GError **errp)
 {
-    CfsAppend *a;
-
     if (!cfs_disk_check_writable(disk, errp)) {
         return false;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
-    a = queue_record(disk, type, body, body_len, NULL, 0, NULL);
-    return append_sync(disk, a, errp);
+    /* the caller sealed before building a body that names the version */
+    g_assert(!disk->open.offset);
+    return append_sync(disk, queue_meta(disk, type, body, body_len), errp);
 }
 
 bool cfs_append_raw(CfsDisk *disk, const CfsRecord *r,
@@ -446,7 +659,7 @@ bool cfs_append_raw(CfsDisk *disk, const CfsRecord *r,
     CfsAppend *a;
     struct iovec head;
 
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     g_assert(g_queue_is_empty(&disk->inflight));

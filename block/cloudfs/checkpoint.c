@@ -203,7 +203,9 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
     int which = disk->slot_newest == 0 ? 1 : 0;
     bool ok;
 
-    if (!cfs_disk_check_writable(disk, errp)) {
+    /* a checkpoint describes a version: the open record's batches first
+     * become one (sealing leaves log_end where it is) */
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     g_assert(g_queue_is_empty(&disk->inflight));

@@ -39,6 +39,7 @@ typedef enum {
     CFS_ERROR_EXISTS,       /* tag or file already exists */
     CFS_ERROR_INDEX,        /* an index node is corrupt: the log itself is
                              * fine and can rebuild it (check --repair) */
+    CFS_ERROR_BUSY,         /* wait for the appends in flight, then retry */
 } CfsErrorCode;
 
 /*
@@ -180,12 +181,16 @@ typedef struct CfsWrite {
 typedef struct CfsAppend CfsAppend;
 
 /*
- * Turn a batch of guest writes into one log record.  Reserves log space,
- * assigns the next version and computes checksums of the data (which is
- * read, never copied); blocks of zeros become ZERO extents.  The caller
- * then writes cfs_append_iov() at cfs_append_offset() and reports the
- * result with cfs_append_complete().  Appends become visible (index,
- * version) in version order, whatever order they complete in.
+ * Add a batch of guest writes to the open WRITE record (opening one when
+ * there is none).  Reserves log space and computes checksums of the data
+ * (which is read, never copied); blocks of zeros become ZERO extents.  The
+ * caller then writes cfs_append_iov() at cfs_append_offset() and reports
+ * the result with cfs_append_complete().  Batches become readable in the
+ * order they were prepared, whatever order they complete in; they become
+ * a version (cfs_append_version()) when the record is sealed: by
+ * cfs_disk_flush(), by any metadata operation, by a checkpoint, at close,
+ * or here when the record's header room is full.  That last case needs no
+ * append in flight: otherwise this fails with CFS_ERROR_BUSY.
  */
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
                               size_t nwrites, GError **errp);
@@ -194,19 +199,19 @@ const struct iovec *cfs_append_iov(const CfsAppend *a, int *iovcnt);
 uint64_t cfs_append_version(const CfsAppend *a);
 typedef enum {
     CFS_APPEND_PENDING,     /* written, waiting for an earlier append */
-    CFS_APPEND_APPLIED,     /* visible and part of the history */
+    CFS_APPEND_APPLIED,     /* readable; part of the history once sealed */
     CFS_APPEND_FAILED,      /* lost: its write or an earlier one failed */
 } CfsAppendState;
 
 /*
  * Report the result of the caller's write (0 or -errno; the iov may be
  * written with several pwritev calls when it is longer than IOV_MAX).
- * Appends are applied strictly in version order, so an append whose write
- * finished before an earlier one stays PENDING until that one completes;
- * the caller must not acknowledge the guest's write before its append is
- * APPLIED.  A failed write fails every append after it too (their
- * records chain to it); once all of them have settled, the log continues
- * from the last applied version, so a transient error is survived.
+ * Appends are applied strictly in the order they were prepared, so an
+ * append whose write finished before an earlier one stays PENDING until
+ * that one completes; the caller must not acknowledge the guest's write
+ * before its append is APPLIED.  A failed write fails every append after
+ * it too (they build on it); once all of them have settled, the log
+ * continues after what was applied, so a transient error is survived.
  */
 CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret);
 CfsAppendState cfs_append_state(const CfsAppend *a);
@@ -215,14 +220,16 @@ void cfs_append_free(CfsAppend *a);
 /* Number of prepared but not yet completed appends */
 unsigned cfs_disk_appends_in_flight(CfsDisk *disk);
 
-/* Synchronous helpers for ordinary processes (prepare + write + complete) */
+/* Synchronous helpers for ordinary processes (prepare + write + complete
+ * + seal: each call is a version of its own) */
 bool cfs_disk_pwrite(CfsDisk *disk, const void *buf, uint64_t length,
                      uint64_t offset, GError **errp);
 bool cfs_disk_write_zeroes(CfsDisk *disk, uint64_t offset, uint64_t length,
                            GError **errp);
 
 /*
- * Make everything completed so far durable; writes a checkpoint first when
+ * Make everything completed so far durable: seals the open record, and
+ * writes a checkpoint first when
  * the log has grown by more than the checkpoint interval since the last
  * one.  No append may be in flight.
  */

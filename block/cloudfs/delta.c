@@ -341,7 +341,8 @@ bool cfs_delta_apply(CfsDisk *disk, CfsDeltaReader *rd,
     CfsDeltaResult res = { 0 };
     bool ok = true;
 
-    if (!cfs_disk_check_writable(disk, errp) ||
+    /* local writes not yet sealed are part of this disk's history */
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp) ||
         !check_start(disk, h, &res, errp)) {
         ok = false;
         goto out;

@@ -28,6 +28,7 @@ void cfs_disk_free(CfsDisk *disk)
         return;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
+    cfs_disk_drop_open(disk);
     cfs_state_clear(&disk->head);
     cfs_store_free(disk->nodes);
     g_hash_table_destroy(disk->sums_cache);
@@ -182,6 +183,8 @@ CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
         goto fail;
     }
     disk->log_end = disk->valid_end;
+    /* what lies past the log is torn or unsealed: an earlier writer's */
+    disk->stale_end = MAX(disk->io.size(disk->io.opaque), 0);
     if (!(flags & (CFS_OPEN_FOR_CHECK | CFS_OPEN_SHARED)) &&
         !check_tail(disk, errp)) {
         goto fail;
@@ -260,11 +263,13 @@ bool cfs_disk_close(CfsDisk *disk, GError **errp)
 {
     bool ok = true;
 
-    /* Checkpoint at close so the next open replays nothing */
+    /* Seal, and checkpoint so the next open replays nothing */
     if (disk->writable && !disk->poisoned &&
-        disk->log_end > disk->ckpt_log_end &&
         g_queue_is_empty(&disk->inflight)) {
-        ok = cfs_disk_checkpoint(disk, errp);
+        ok = cfs_disk_seal(disk, errp);
+        if (ok && disk->log_end > disk->ckpt_log_end) {
+            ok = cfs_disk_checkpoint(disk, errp);
+        }
     }
     cfs_disk_free(disk);
     return ok;
@@ -460,7 +465,7 @@ bool cfs_disk_flush(CfsDisk *disk, GError **errp)
         return true;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     if (disk->log_end - disk->ckpt_log_end > CFS_CHECKPOINT_INTERVAL ||

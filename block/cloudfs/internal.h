@@ -198,6 +198,36 @@ void cfs_state_copy(CfsState *dst, const CfsState *src);
 void cfs_state_clear(CfsState *st);
 GPtrArray *cfs_state_sorted_tags(const CfsState *st);
 
+/*
+ * What reads need of a record to verify data: where its payload starts
+ * and its block checksums.  Cached by record offset, bounded in bytes, and
+ * filled by the write path too, so reads after writes never miss.
+ */
+typedef struct CfsSums {
+    uint32_t padded_len;
+    uint32_t nblocks;
+    uint8_t sums_le[];          /* nblocks * 8 */
+} CfsSums;
+
+/*
+ * The WRITE record being filled (append.c).  Batches of guest writes go
+ * to its payload and are applied (readable) as soon as their data is
+ * written; its header, which lists them all, is written once, when the
+ * record is sealed: at flush, before any other record, or when its header
+ * room is full.  Until then the log ends before it (docs/format.rst,
+ * "Writing records").
+ */
+typedef struct CfsOpenRecord {
+    uint64_t offset;            /* where its header goes; 0: none open */
+    uint32_t room;              /* header bytes reserved, block aligned */
+    uint64_t version;           /* the version sealing it creates */
+    GArray *extents;            /* CfsWriteExtent (LE), prepared batches */
+    GArray *sums;               /* uint64_t (LE), prepared batches */
+    guint applied_extents;      /* how many of them are applied */
+    guint applied_sums;
+    CfsSums *view;              /* checksums of the applied blocks */
+} CfsOpenRecord;
+
 /* ---- the open disk ----------------------------------------------------- */
 struct CfsDisk {
     CfsIO io;
@@ -213,6 +243,9 @@ struct CfsDisk {
     uint64_t prep_version;      /* version of the last prepared record */
     uint8_t prep_version_id[CFS_ID_LEN];
     GQueue inflight;            /* CfsAppend *, in version order */
+    CfsOpenRecord open;
+    uint64_t stale_end;         /* bytes below this may be an earlier
+                                 * writer's: never take them for ours */
     bool poisoned;
     bool index_broken;          /* an applied record's index update failed */
     uint64_t writer_nonce;
@@ -265,16 +298,6 @@ bool cfs_successor_vouches(CfsDisk *disk, const CfsRecord *r, uint64_t next,
 /* Record id of version v (v <= head) */
 bool cfs_version_id_at(CfsDisk *disk, uint64_t version,
                        uint8_t id[CFS_ID_LEN], GError **errp);
-/*
- * What reads need of a record to verify data: where its payload starts
- * and its block checksums.  Cached by record offset, bounded in bytes, and
- * filled by the write path too, so reads after writes never miss.
- */
-typedef struct CfsSums {
-    uint32_t padded_len;
-    uint32_t nblocks;
-    uint8_t sums_le[];          /* nblocks * 8 */
-} CfsSums;
 const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
                                GError **errp);
 void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
@@ -284,7 +307,22 @@ void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
 bool cfs_checkpoint_load(CfsDisk *disk, uint64_t offset, CfsState *st,
                          uint64_t *prev, uint64_t *end, GError **errp);
 
-/* append.c: write a metadata-only chain record synchronously */
+/* log.c: map a WRITE's extents (little-endian, as in the body), whose
+ * payload blocks start at data_at, into an index */
+bool cfs_index_apply_extents(CfsIndex *idx, uint32_t block_size,
+                             const CfsWriteExtent *extents, uint32_t n,
+                             uint64_t record_offset, uint64_t data_at,
+                             GError **errp);
+
+/*
+ * append.c: write the open WRITE record's header, making its batches a
+ * version; no append may be in flight.  A no-op without an open record.
+ * Every record other than the open one's batches is written after it.
+ */
+bool cfs_disk_seal(CfsDisk *disk, GError **errp);
+/* Free the open record, losing whatever it holds (never sealed) */
+void cfs_disk_drop_open(CfsDisk *disk);
+/* write a metadata-only chain record synchronously */
 bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,
                      uint32_t body_len, GError **errp);
 bool cfs_disk_check_writable(CfsDisk *disk, GError **errp);

@@ -117,31 +117,40 @@ static bool write_fits(CfsDisk *disk, const CfsState *st, const CfsRecord *r,
     return true;
 }
 
-static bool apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
-                        uint64_t offset, GError **errp)
+bool cfs_index_apply_extents(CfsIndex *idx, uint32_t block_size,
+                             const CfsWriteExtent *extents, uint32_t n,
+                             uint64_t record_offset, uint64_t data_at,
+                             GError **errp)
 {
-    const CfsRecordHeader *h = cfs_rec_hdr(r);
-    uint32_t n = GUINT32_FROM_LE(h->body_len) / sizeof(CfsWriteExtent);
-    uint64_t data_at = offset + r->padded_len;
-
     for (uint32_t i = 0; i < n; i++) {
         CfsWriteExtent we;
         CfsExtent e = { 0 };
 
-        memcpy(&we, cfs_rec_body(r) + i * sizeof(we), sizeof(we));
+        memcpy(&we, &extents[i], sizeof(we));
         e.guest_offset = GUINT64_FROM_LE(we.guest_offset);
         e.nblocks = GUINT32_FROM_LE(we.nblocks);
         e.kind = GUINT16_FROM_LE(we.kind);
         if (e.kind == CFS_EXTENT_DATA) {
             e.log_offset = data_at;
-            e.record_offset = offset;
-            data_at += (uint64_t)e.nblocks * disk->block_size;
+            e.record_offset = record_offset;
+            data_at += (uint64_t)e.nblocks * block_size;
         }
-        if (!cfs_index_set(st->index, &e, errp)) {
+        if (!cfs_index_set(idx, &e, errp)) {
             return false;
         }
     }
     return true;
+}
+
+static bool apply_write(CfsDisk *disk, CfsState *st, const CfsRecord *r,
+                        uint64_t offset, GError **errp)
+{
+    uint32_t n = GUINT32_FROM_LE(cfs_rec_hdr(r)->body_len) /
+                 sizeof(CfsWriteExtent);
+
+    return cfs_index_apply_extents(st->index, disk->block_size,
+                                   (const CfsWriteExtent *)cfs_rec_body(r), n,
+                                   offset, offset + r->padded_len, errp);
 }
 
 static char *body_name(const CfsRecord *r, size_t skip, uint16_t len_le)
@@ -381,7 +390,9 @@ bool cfs_build_state(CfsDisk *disk, uint64_t version, CfsState *out,
 {
     g_autoptr(GError) local_err = NULL;
 
-    if (!disk->historical && version == disk->head.version) {
+    /* the head's index holds the open record's batches too */
+    if (!disk->historical && version == disk->head.version &&
+        !disk->open.offset) {
         cfs_state_copy(out, &disk->head);
         return true;
     }
@@ -575,7 +586,8 @@ void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
 
 bool cfs_disk_record_known(CfsDisk *disk, uint64_t record_offset)
 {
-    return g_hash_table_contains(disk->sums_cache, &record_offset);
+    return (disk->open.offset && record_offset == disk->open.offset) ||
+           g_hash_table_contains(disk->sums_cache, &record_offset);
 }
 
 typedef struct BufferFetch {
@@ -635,6 +647,9 @@ const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
 {
     const CfsSums *sums;
 
+    if (disk->open.offset && record_offset == disk->open.offset) {
+        return disk->open.view;     /* its header is not written yet */
+    }
     if (!cfs_disk_learn_record(disk, record_offset, NULL, 0, errp)) {
         return NULL;
     }

@@ -14,8 +14,9 @@ bool cfs_disk_tag(CfsDisk *disk, const char *name, GError **errp)
     g_autofree uint8_t *body = NULL;
     CfsTagBody tb = { 0 };
 
+    /* seal first: the tag names the version that holds every write */
     if (!cfs_disk_check_writable(disk, errp) ||
-        !cfs_tag_name_valid(name, errp)) {
+        !cfs_tag_name_valid(name, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     if (g_hash_table_contains(disk->head.tags, name)) {
@@ -38,7 +39,7 @@ bool cfs_disk_untag(CfsDisk *disk, const char *name, GError **errp)
     g_autofree uint8_t *body = NULL;
     CfsUntagBody ub = { 0 };
 
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     if (!g_hash_table_contains(disk->head.tags, name)) {
@@ -57,7 +58,7 @@ bool cfs_disk_revert(CfsDisk *disk, uint64_t version, GError **errp)
 {
     CfsRevertBody rb = { 0 };
 
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     if (version >= disk->head.version) {
@@ -77,7 +78,7 @@ bool cfs_disk_resize(CfsDisk *disk, uint64_t new_size, GError **errp)
 {
     CfsResizeBody body;
 
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
     if (new_size == 0 || new_size % disk->block_size ||

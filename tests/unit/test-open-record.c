@@ -1,0 +1,321 @@
+/*
+ * The open WRITE record: batches are readable as soon as their data is
+ * written, become one version when the record is sealed (flush, metadata,
+ * full header room), and a crash before the seal loses exactly them:
+ * never a sealed version, never bytes nobody wrote.
+ *
+ * Copyright (c) 2026 The cloudfs authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include "fixture.h"
+
+#define BS 4096
+#define NBLOCKS 256
+#define SIZE ((uint64_t)NBLOCKS * BS)
+
+/* Prepare one batch of a single write and leave it in flight */
+static CfsAppend *prepare_one(CfsDisk *disk, const uint8_t *buf,
+                              uint64_t len, uint64_t offset, GError **errp)
+{
+    struct iovec iov = { (void *)buf, len };
+    CfsWrite w = { .offset = offset, .length = len, .iov = &iov,
+                   .iovcnt = 1 };
+
+    return cfs_append_prepare(disk, &w, 1, errp);
+}
+
+static CfsAppendState write_and_complete(CfsDisk *disk, CfsAppend *a)
+{
+    int n;
+    const struct iovec *v = cfs_append_iov(a, &n);
+    int ret = disk->io.pwritev(disk->io.opaque, v, n, cfs_append_offset(a));
+
+    return cfs_append_complete(disk, a, ret);
+}
+
+/* One batch, written and applied */
+static void append_one(CfsDisk *disk, const uint8_t *buf, uint64_t len,
+                       uint64_t offset)
+{
+    GError *err = NULL;
+    CfsAppend *a = prepare_one(disk, buf, len, offset, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpint(write_and_complete(disk, a), ==, CFS_APPEND_APPLIED);
+    cfs_append_free(a);
+}
+
+/*
+ * Single-block writes share one header block: (4096 - 96) / (16 + 8) =
+ * 166 of them fit; the 167th seals the record and opens the next.  The
+ * log grows by one 4 KiB header per 166 blocks of data.
+ */
+static void test_header_room_full(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    uint8_t buf[BS];
+    uint64_t start;
+    int i;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    start = cfs_disk_log_end(disk);
+    for (i = 0; i < 166; i++) {
+        test_fill(buf, BS, i + 1);
+        /* every other block: no two writes merge into one extent */
+        append_one(disk, buf, BS, (uint64_t)(2 * i % NBLOCKS) * BS);
+        g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
+    }
+    g_assert_cmpuint(cfs_disk_log_end(disk) - start, ==, (166 + 1) * BS);
+    test_fill(buf, BS, 1000);
+    append_one(disk, buf, BS, 3 * BS);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    g_assert_cmpuint(disk->valid_end - start, ==, (166 + 1) * BS);
+    cfs_disk_free(disk);    /* a crash: the second record is lost */
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    g_assert_cmpuint(cfs_disk_extent_count(disk), >=, 128);
+    {
+        uint8_t back[BS];
+        GError *err = NULL;
+
+        g_assert_true(cfs_disk_pread(disk, back, BS, 3 * BS, &err));
+        g_assert_true(cfs_is_zero(back, BS));
+    }
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/* A full record cannot be sealed under batches still in flight */
+static void test_full_while_in_flight(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    static uint8_t bufs[200][BS];
+    CfsAppend *a[200];
+    int n = 0;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    for (;;) {
+        test_fill(bufs[n], BS, n + 1);
+        a[n] = prepare_one(disk, bufs[n], BS, (uint64_t)(2 * n % NBLOCKS) * BS,
+                           &err);
+        if (!a[n]) {
+            break;
+        }
+        n++;
+    }
+    g_assert_error(err, CFS_ERROR, CFS_ERROR_BUSY);
+    g_clear_error(&err);
+    g_assert_cmpint(n, ==, 166);
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpint(write_and_complete(disk, a[i]), ==,
+                        CFS_APPEND_APPLIED);
+        cfs_append_free(a[i]);
+    }
+    /* settled: the same batch now seals the full record first */
+    append_one(disk, bufs[n], BS, (uint64_t)(2 * n % NBLOCKS) * BS);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/*
+ * A failed batch loses itself and what was prepared after it, never the
+ * batches before it: their writes were acknowledged.
+ */
+static void test_failure_keeps_applied_batches(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    uint8_t one[BS], two[BS], three[BS], back[BS];
+    CfsAppend *a;
+
+    test_fill(one, BS, 1);
+    test_fill(two, BS, 2);
+    test_fill(three, BS, 3);
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    append_one(disk, one, BS, 0);
+    a = prepare_one(disk, two, BS, BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(cfs_append_complete(disk, a, -ENOSPC), ==,
+                    CFS_APPEND_FAILED);
+    cfs_append_free(a);
+    append_one(disk, three, BS, 2 * BS);
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    cfs_disk_free(disk);
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_true(cfs_disk_pread(disk, back, BS, 0, &err));
+    g_assert_true(memcmp(back, one, BS) == 0);
+    g_assert_true(cfs_disk_pread(disk, back, BS, BS, &err));
+    g_assert_true(cfs_is_zero(back, BS));
+    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
+    g_assert_true(memcmp(back, three, BS) == 0);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/*
+ * A torn record's header, left past the log by a crash, must not pass
+ * for the header of the record written over it, even when the new
+ * record's data is the very data the torn one lost (a guest replaying
+ * the same writes after a reboot).
+ */
+static void test_stale_header_cleared(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    uint8_t a[BS], b[2 * BS], junk[BS];
+    uint64_t torn_at, end;
+
+    test_fill(a, BS, 1);
+    test_fill(b, 2 * BS, 2);
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    g_assert_true(cfs_disk_pwrite(disk, a, BS, 0, &err));
+    torn_at = cfs_disk_log_end(disk);
+    g_assert_true(cfs_disk_pwrite(disk, b, 2 * BS, 8 * BS, &err));
+    end = cfs_disk_log_end(disk);
+    cfs_disk_free(disk);
+    /* tear version 2: its last payload block never made it */
+    memset(junk, 0xee, sizeof(junk));
+    g_assert_cmpint(pwrite(t.fd, junk, BS, end - BS), ==, BS);
+
+    disk = test_open(&t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    g_assert_cmpuint(cfs_disk_log_end(disk), ==, torn_at);
+    /* the same write again, same place in the log; then a crash */
+    append_one(disk, b, 2 * BS, 8 * BS);
+    g_assert_cmpuint(cfs_disk_log_end(disk), ==, end);
+    cfs_disk_free(disk);
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/*
+ * Random batches into open records, flushes now and then; every version
+ * a seal made is remembered with its content and where its record ends.
+ * Then the writer crashes and the file is cut at random points past the
+ * last flush: each reopen lands on the newest version whose record lies
+ * before the cut, reads exactly its content, and never falls behind the
+ * last flush.
+ */
+typedef struct Sealed {
+    uint64_t end;
+    uint8_t *content;
+} Sealed;
+
+static void test_crash_and_cut(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    g_autofree uint8_t *model = g_malloc0(SIZE);
+    g_autofree uint8_t *file = NULL;
+    GArray *sealed = g_array_new(FALSE, TRUE, sizeof(Sealed));
+    uint64_t flushed_version = 0, flushed_end, len;
+    gsize file_len;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    g_array_set_size(sealed, 1);
+    g_array_index(sealed, Sealed, 0).content = g_malloc0(SIZE);
+    flushed_end = cfs_disk_log_end(disk);
+    for (int i = 0; i < 600; i++) {
+        uint64_t nblocks = g_test_rand_int_range(1, 5);
+        uint64_t first = g_test_rand_int_range(0, NBLOCKS - nblocks + 1);
+        g_autofree uint8_t *buf = g_malloc(nblocks * BS);
+        uint64_t before = cfs_disk_version(disk);
+        CfsAppend *a;
+
+        test_fill(buf, nblocks * BS, i + 7);
+        if (g_test_rand_int_range(0, 8) == 0) {
+            memset(buf, 0, BS);     /* a ZERO extent in the batch */
+        }
+        a = prepare_one(disk, buf, nblocks * BS, first * BS, &err);
+        g_assert_no_error(err);
+        if (cfs_disk_version(disk) != before) {
+            /* the batch did not fit: the record before it was sealed */
+            Sealed s = { disk->valid_end, g_memdup2(model, SIZE) };
+
+            g_assert_cmpuint(cfs_disk_version(disk), ==, sealed->len);
+            g_array_append_val(sealed, s);
+        }
+        g_assert_cmpint(write_and_complete(disk, a), ==, CFS_APPEND_APPLIED);
+        cfs_append_free(a);
+        memcpy(model + first * BS, buf, nblocks * BS);
+        if (g_test_rand_int_range(0, 40) == 0) {
+            Sealed s;
+
+            g_assert_true(cfs_disk_flush(disk, &err));
+            g_assert_no_error(err);
+            s = (Sealed) { disk->valid_end, g_memdup2(model, SIZE) };
+            g_assert_cmpuint(cfs_disk_version(disk), ==, sealed->len);
+            g_array_append_val(sealed, s);
+            flushed_version = cfs_disk_version(disk);
+            flushed_end = disk->valid_end;
+        }
+    }
+    /* reads see every batch, sealed or not */
+    test_assert_content(disk, model, SIZE);
+    g_assert_cmpuint(sealed->len, >, 3);
+    cfs_disk_free(disk);    /* crash */
+
+    g_assert_true(g_file_get_contents(t.path, (char **)&file, &file_len,
+                                      NULL));
+    for (int k = 0; k < 60; k++) {
+        uint64_t expect = 0;
+
+        len = k == 0 ? file_len
+                     : flushed_end + g_test_rand_int_range(
+                           0, file_len - flushed_end + 1);
+        g_assert_cmpint(ftruncate(t.fd, 0), ==, 0);
+        g_assert_cmpint(pwrite(t.fd, file, len, 0), ==, (ssize_t)len);
+        for (guint v = 0; v < sealed->len; v++) {
+            if (g_array_index(sealed, Sealed, v).end <= len) {
+                expect = v;
+            }
+        }
+        g_assert_cmpuint(expect, >=, flushed_version);
+        disk = test_open(&t, 0, CFS_VERSION_HEAD);
+        g_assert_cmpuint(cfs_disk_version(disk), ==, expect);
+        test_assert_content(disk, g_array_index(sealed, Sealed, expect).content,
+                            SIZE);
+        cfs_disk_free(disk);
+    }
+    for (guint v = 0; v < sealed->len; v++) {
+        g_free(g_array_index(sealed, Sealed, v).content);
+    }
+    g_array_free(sealed, TRUE);
+    test_image_cleanup(&t);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/open-record/header-room-full", test_header_room_full);
+    g_test_add_func("/open-record/full-while-in-flight",
+                    test_full_while_in_flight);
+    g_test_add_func("/open-record/failure-keeps-applied-batches",
+                    test_failure_keeps_applied_batches);
+    g_test_add_func("/open-record/stale-header-cleared",
+                    test_stale_header_cleared);
+    g_test_add_func("/open-record/crash-and-cut", test_crash_and_cut);
+    return g_test_run();
+}
