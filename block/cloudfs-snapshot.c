@@ -73,9 +73,8 @@ int cloudfs_snapshot_goto(BlockDriverState *bs, const char *snapshot_id)
     if (!tag) {
         return -ENOENT;
     }
-    if (tag->version == cfs_disk_version(s->disk)) {
-        return 0;
-    }
+    /* the core seals first: writes since the tag are not yet a version,
+     * so comparing version numbers here would keep them */
     if (!cfs_disk_revert(s->disk, tag->version, &gerr)) {
         ret = cloudfs_error(g_steal_pointer(&gerr), &err);
         error_report_err(err);

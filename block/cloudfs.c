@@ -287,9 +287,9 @@ static void cloudfs_close(BlockDriverState *bs)
         /* another process owns the image now: write nothing */
         cfs_disk_free(s->disk);
     } else if (s->disk && !cfs_disk_close(s->disk, &gerr)) {
-        /* nothing is lost: the log is complete without the checkpoint */
-        warn_report("cloudfs: no checkpoint written at close: %s",
-                    gerr->message);
+        /* writes since the last flush may be lost (as in a crash); the
+         * log itself is whole */
+        warn_report("cloudfs: closing did not complete: %s", gerr->message);
     }
     s->disk = NULL;
 }

@@ -6,7 +6,7 @@
  * record's header is written once, when the record is sealed (at flush,
  * before any other record, or when the header room is full), so a small
  * write costs its data and a share of one header block, not a block of its
- * own (docs/format.rst, "Writing records").
+ * own (docs/format.rst, "Group commit").
  *
  * Copyright (c) 2026 The cloudfs authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -26,8 +26,7 @@ struct CfsAppend {
     /* a batch of the open record: its part of the extents and sums */
     guint first_extent, nextents;
     guint first_sum, nsums;
-    uint8_t *zero_room;         /* clears the header room, first batch */
-    GArray *iov;                /* header or zero room, then data slices */
+    GArray *iov;                /* header (whole records), data slices */
 };
 
 uint64_t cfs_append_offset(const CfsAppend *a)
@@ -56,7 +55,6 @@ void cfs_append_free(CfsAppend *a)
     if (a) {
         g_assert(a->state != CFS_APPEND_PENDING);
         cfs_record_clear(&a->rec);
-        cfs_free_aligned(a->zero_room);
         g_array_free(a->iov, TRUE);
         g_free(a);
     }
@@ -322,13 +320,18 @@ static bool open_record_takes(CfsDisk *disk, const Layout *l)
  * blocks one block lists about 160 scattered 4 KiB writes.  The header,
  * however many batches join, then pads to exactly that room.
  */
+static uint32_t header_room(CfsDisk *disk, const Layout *l)
+{
+    return cfs_align_up(header_need(l->extents->len, l->blocks->len),
+                        disk->block_size);
+}
+
 static void open_record_start(CfsDisk *disk, const Layout *l)
 {
     CfsOpenRecord *o = &disk->open;
 
     o->offset = disk->log_end;
-    o->room = cfs_align_up(header_need(l->extents->len, l->blocks->len),
-                           disk->block_size);
+    o->room = header_room(disk, l);
     o->version = disk->prep_version + 1;
     o->extents = g_array_new(FALSE, FALSE, sizeof(CfsWriteExtent));
     o->sums = g_array_new(FALSE, FALSE, sizeof(uint64_t));
@@ -359,24 +362,10 @@ static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
     CfsAppend *a = g_new0(CfsAppend, 1);
 
     a->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
-    a->offset = disk->log_end;
     if (!o->offset) {
         open_record_start(disk, l);
-        if (o->offset < disk->stale_end) {
-            /*
-             * An earlier writer's record may start right here, header and
-             * all: until ours is written it would pass for the log's next
-             * record.  Clear the room in the same write as the data.
-             */
-            struct iovec z;
-
-            a->zero_room = cfs_alloc_aligned(o->room);
-            z = (struct iovec) { a->zero_room, o->room };
-            g_array_append_val(a->iov, z);
-        } else {
-            a->offset = disk->log_end;
-        }
     }
+    a->offset = disk->log_end;
     layout_checksum(l, o->sums->len);
     a->version = o->version;
     a->first_extent = o->extents->len;
@@ -429,7 +418,22 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
         return true;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
-    if (!cfs_disk_check_writable(disk, errp)) {
+    if (disk->index_broken && disk->writable && !disk->unsettled) {
+        /*
+         * A batch could not be applied (an index node failed to read):
+         * nothing is appended any more, but the batches applied before
+         * it were acknowledged.  Seal just those; a reopen rebuilds the
+         * index from the log.
+         */
+        if (!o->applied_extents) {
+            cfs_disk_drop_open(disk);
+            return true;
+        }
+        g_array_set_size(o->extents, o->applied_extents);
+        g_array_set_size(o->sums, o->applied_sums);
+        disk->log_end = o->offset + o->room +
+                        (uint64_t)o->applied_sums * disk->block_size;
+    } else if (!cfs_disk_check_writable(disk, errp)) {
         return false;
     }
     g_assert(o->version == disk->prep_version + 1);
@@ -462,6 +466,24 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
     cfs_sums_remember(disk, at, &rec);
     cfs_record_clear(&rec);
     return true;
+}
+
+/*
+ * A record about to open where the file may hold an earlier writer's
+ * bytes: an earlier, torn record may start right here, and until our
+ * header is written its header would pass for ours, even describe our
+ * payload if the guest repeats the very writes it lost.  Zero the room,
+ * durably, before any of our data can land behind it.  Rare: only past
+ * a crash's torn tail or failed appends.
+ */
+static bool clear_room(CfsDisk *disk, uint32_t room, GError **errp)
+{
+    uint8_t *zeros = cfs_alloc_aligned(room);
+    bool ok = cfs_io_pwrite(&disk->io, zeros, room, disk->log_end, errp) &&
+              cfs_io_flush(&disk->io, errp);
+
+    cfs_free_aligned(zeros);
+    return ok;
 }
 
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
@@ -500,8 +522,13 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
         g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,
                     "the open record is full: retry once the appends in "
                     "flight have settled");
-    } else if (!disk->open.offset || open_record_takes(disk, &l) ||
-               cfs_disk_seal(disk, errp)) {
+    } else if (disk->open.offset && !open_record_takes(disk, &l) &&
+               !cfs_disk_seal(disk, errp)) {
+        /* the batch waits with the record: nothing happened */
+    } else if (!disk->open.offset && disk->log_end < disk->stale_end &&
+               !clear_room(disk, header_room(disk, &l), errp)) {
+        /* nothing happened either */
+    } else {
         a = queue_batch(disk, &l);
     }
     g_array_free(l.extents, TRUE);
@@ -552,6 +579,8 @@ static void apply_ready(CfsDisk *disk)
         /* fail the rest now: their successors will never be applied */
         while ((a = g_queue_pop_head(&disk->inflight))) {
             a->state = CFS_APPEND_FAILED;
+            /* its write may still be landing: counted until it reports */
+            disk->unsettled += !a->written;
         }
         cfs_disk_recover_tail(disk);
     }
@@ -570,7 +599,8 @@ void cfs_disk_recover_tail(CfsDisk *disk)
 {
     CfsOpenRecord *o = &disk->open;
 
-    if (!g_queue_is_empty(&disk->inflight) || disk->index_broken) {
+    if (!g_queue_is_empty(&disk->inflight) || disk->unsettled ||
+        disk->index_broken) {
         return;
     }
     disk->stale_end = MAX(disk->stale_end, disk->log_end);
@@ -591,6 +621,14 @@ void cfs_disk_recover_tail(CfsDisk *disk)
 
 CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret)
 {
+    if (a->state == CFS_APPEND_FAILED && !a->written) {
+        /* failed with an earlier one while its write was still running:
+         * the tail can start over once the last such write is done */
+        a->written = true;
+        disk->unsettled--;
+        cfs_disk_recover_tail(disk);
+        return a->state;
+    }
     a->written = true;
     a->ret = ret;
     if (ret < 0) {

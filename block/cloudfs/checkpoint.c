@@ -269,6 +269,8 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
      * dirty and the next checkpoint writes them again */
     cfs_index_nodes_written(nodes, ok);
     if (!ok) {
+        /* some of it may be in the file: not ours any more */
+        disk->stale_end = MAX(disk->stale_end, offset + padded + payload_len);
         return false;
     }
     disk->log_end = disk->valid_end = offset + padded + payload_len;

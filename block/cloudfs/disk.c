@@ -263,11 +263,11 @@ bool cfs_disk_close(CfsDisk *disk, GError **errp)
 {
     bool ok = true;
 
-    /* Seal, and checkpoint so the next open replays nothing */
-    if (disk->writable && !disk->poisoned &&
-        g_queue_is_empty(&disk->inflight)) {
+    /* Seal (even after an index failure: what was acknowledged stays),
+     * and checkpoint so the next open replays nothing */
+    if (disk->writable && g_queue_is_empty(&disk->inflight)) {
         ok = cfs_disk_seal(disk, errp);
-        if (ok && disk->log_end > disk->ckpt_log_end) {
+        if (ok && !disk->poisoned && disk->log_end > disk->ckpt_log_end) {
             ok = cfs_disk_checkpoint(disk, errp);
         }
     }

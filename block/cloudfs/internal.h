@@ -215,7 +215,7 @@ typedef struct CfsSums {
  * written; its header, which lists them all, is written once, when the
  * record is sealed: at flush, before any other record, or when its header
  * room is full.  Until then the log ends before it (docs/format.rst,
- * "Writing records").
+ * "Group commit").
  */
 typedef struct CfsOpenRecord {
     uint64_t offset;            /* where its header goes; 0: none open */
@@ -244,6 +244,7 @@ struct CfsDisk {
     uint8_t prep_version_id[CFS_ID_LEN];
     GQueue inflight;            /* CfsAppend *, in version order */
     CfsOpenRecord open;
+    unsigned unsettled;         /* failed appends whose write still runs */
     uint64_t stale_end;         /* bytes below this may be an earlier
                                  * writer's: never take them for ours */
     bool poisoned;

@@ -61,7 +61,10 @@ bool cfs_disk_revert(CfsDisk *disk, uint64_t version, GError **errp)
     if (!cfs_disk_check_writable(disk, errp) || !cfs_disk_seal(disk, errp)) {
         return false;
     }
-    if (version >= disk->head.version) {
+    if (version == disk->head.version) {
+        return true;    /* sealed: nothing was written since */
+    }
+    if (version > disk->head.version) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
                     "can only revert to an earlier version (the disk is at "
                     "version %" G_GUINT64_FORMAT ")", disk->head.version);

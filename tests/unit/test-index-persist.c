@@ -256,6 +256,63 @@ static void test_write_through_damaged_leaf(void)
     fixture_free(&f);
 }
 
+/* One batch through the asynchronous path: prepared, written, completed */
+static CfsAppendState append_batch(CfsDisk *disk, const uint8_t *buf,
+                                   uint64_t offset)
+{
+    GError *err = NULL;
+    struct iovec iov = { (void *)buf, BS };
+    CfsWrite w = { .offset = offset, .length = BS, .iov = &iov, .iovcnt = 1 };
+    CfsAppend *a = cfs_append_prepare(disk, &w, 1, &err);
+    const struct iovec *v;
+    CfsAppendState state;
+    int n;
+
+    g_assert_no_error(err);
+    v = cfs_append_iov(a, &n);
+    state = cfs_append_complete(disk, a,
+                                disk->io.pwritev(disk->io.opaque, v, n,
+                                                 cfs_append_offset(a)));
+    cfs_append_free(a);
+    return state;
+}
+
+/*
+ * A batch that cannot be applied (its leaf is damaged) must not take the
+ * acknowledged batches of the same open record with it: closing seals
+ * them, and after a repair they are there.
+ */
+static void test_acknowledged_before_index_failure(void)
+{
+    Fixture f;
+    CfsDisk *disk;
+    GError *err = NULL;
+    uint64_t guest;
+    uint8_t good[BS], lost[BS];
+
+    fixture_build(&f);
+    disk = test_open(&f.t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
+    g_assert_true(cfs_disk_close(disk, &err));
+    flip_byte(&f.t, newest_first_leaf(&f, &guest) + 200);
+
+    disk = test_open(&f.t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
+    test_fill(good, BS, 4242);
+    test_fill(lost, BS, 4343);
+    g_assert_cmpint(append_batch(disk, good, SIZE - BS), ==,
+                    CFS_APPEND_APPLIED);
+    g_assert_cmpint(append_batch(disk, lost, guest), ==, CFS_APPEND_FAILED);
+    g_assert_true(disk->index_broken);
+    g_assert_true(cfs_disk_close(disk, &err));
+    g_assert_no_error(err);
+
+    repair_and_recheck(&f.t);
+    memcpy(f.model + SIZE - BS, good, BS);
+    disk = test_open(&f.t, 0, CFS_VERSION_HEAD);
+    test_assert_content(disk, f.model, SIZE);
+    cfs_disk_free(disk);
+    fixture_free(&f);
+}
+
 /* The checkpoint with the damaged leaf is the last record of the log (as
  * after every clean close): still found, still repaired */
 static void test_damaged_leaf_at_log_end(void)
@@ -340,6 +397,8 @@ int main(int argc, char **argv)
     g_test_add_func("/index-persist/damaged-leaf-at-log-end",
                     test_damaged_leaf_at_log_end);
     g_test_add_func("/index-persist/damaged-root", test_damaged_root);
+    g_test_add_func("/index-persist/acknowledged-before-index-failure",
+                    test_acknowledged_before_index_failure);
     g_test_add_func("/index-persist/dirty-nodes-bounded",
                     test_dirty_nodes_bounded);
     return g_test_run();

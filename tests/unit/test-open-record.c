@@ -168,6 +168,57 @@ static void test_failure_keeps_applied_batches(void)
 }
 
 /*
+ * A failed batch fails the batch in flight behind it at once, but the log
+ * tail starts over only once that batch's write has finished too: a new
+ * batch must never be placed where an old write may still land.
+ */
+static void test_failure_waits_for_writes_in_flight(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    uint8_t one[BS], two[BS], three[BS], back[BS];
+    CfsAppend *a0, *a1, *a2;
+    uint64_t first_at;
+
+    test_fill(one, BS, 1);
+    test_fill(two, BS, 2);
+    test_fill(three, BS, 3);
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    a0 = prepare_one(disk, one, BS, 0, &err);
+    a1 = prepare_one(disk, two, BS, BS, &err);
+    g_assert_no_error(err);
+    first_at = cfs_append_offset(a0);
+    g_assert_cmpint(cfs_append_complete(disk, a0, -EIO), ==,
+                    CFS_APPEND_FAILED);
+    g_assert_cmpint(cfs_append_state(a1), ==, CFS_APPEND_FAILED);
+    /* a1's write is still running: no new batch yet */
+    g_assert_null(prepare_one(disk, three, BS, 2 * BS, &err));
+    g_assert_error(err, CFS_ERROR, CFS_ERROR_IO);
+    g_clear_error(&err);
+    g_assert_cmpint(write_and_complete(disk, a1), ==, CFS_APPEND_FAILED);
+    cfs_append_free(a0);
+    cfs_append_free(a1);
+    /* settled: the tail starts over where a0 would have gone */
+    a2 = prepare_one(disk, three, BS, 2 * BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_append_offset(a2), ==, first_at);
+    g_assert_cmpint(write_and_complete(disk, a2), ==, CFS_APPEND_APPLIED);
+    cfs_append_free(a2);
+    g_assert_true(cfs_disk_close(disk, &err));
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    g_assert_true(cfs_disk_pread(disk, back, BS, BS, &err));
+    g_assert_true(cfs_is_zero(back, BS));
+    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
+    g_assert_true(memcmp(back, three, BS) == 0);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
+/*
  * A torn record's header, left past the log by a crash, must not pass
  * for the header of the record written over it, even when the new
  * record's data is the very data the torn one lost (a guest replaying
@@ -314,6 +365,8 @@ int main(int argc, char **argv)
                     test_full_while_in_flight);
     g_test_add_func("/open-record/failure-keeps-applied-batches",
                     test_failure_keeps_applied_batches);
+    g_test_add_func("/open-record/failure-waits-for-writes-in-flight",
+                    test_failure_waits_for_writes_in_flight);
     g_test_add_func("/open-record/stale-header-cleared",
                     test_stale_header_cleared);
     g_test_add_func("/open-record/crash-and-cut", test_crash_and_cut);
