@@ -20,6 +20,7 @@
 #include "qemu/module.h"
 #include "qemu/units.h"
 #include "qemu/option.h"
+#include "block/aio_task.h"
 #include "block/block-io.h"
 #include "block/qdict.h"
 #include "system/block-backend.h"
@@ -455,16 +456,13 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
 /* --- writes: group commit --------------------------------------------- */
 
 /*
- * Write an append's iovec, in pieces when it is longer than IOV_MAX (a
+ * Write an iovec at offset, in pieces when it is longer than IOV_MAX (a
  * batch of guest requests split around zero blocks can be).
  */
 static int coroutine_fn GRAPH_RDLOCK
-cloudfs_write_append(BlockDriverState *bs, CfsAppend *a)
+cloudfs_write_iov(BlockDriverState *bs, const struct iovec *iov, int iovcnt,
+                  uint64_t offset)
 {
-    int iovcnt;
-    const struct iovec *iov = cfs_append_iov(a, &iovcnt);
-    uint64_t offset = cfs_append_offset(a);
-
     while (iovcnt > 0) {
         int n = MIN(iovcnt, IOV_MAX);
         QEMUIOVector qiov;
@@ -482,6 +480,64 @@ cloudfs_write_append(BlockDriverState *bs, CfsAppend *a)
     return 0;
 }
 
+/* One of the two writes of an append that also seals the full record */
+typedef struct CloudfsWriteTask {
+    AioTask task;
+    BlockDriverState *bs;
+    const struct iovec *iov;
+    int iovcnt;
+    uint64_t offset;
+} CloudfsWriteTask;
+
+static int coroutine_fn GRAPH_RDLOCK cloudfs_write_task(AioTask *task)
+{
+    CloudfsWriteTask *t = container_of(task, CloudfsWriteTask, task);
+
+    return cloudfs_write_iov(t->bs, t->iov, t->iovcnt, t->offset);
+}
+
+static void coroutine_fn
+cloudfs_start_write(AioTaskPool *pool, BlockDriverState *bs,
+                    const struct iovec *iov, int iovcnt, uint64_t offset)
+{
+    CloudfsWriteTask *t = g_new(CloudfsWriteTask, 1);
+
+    *t = (CloudfsWriteTask) {
+        .task.func = cloudfs_write_task,
+        .bs = bs,
+        .iov = iov,
+        .iovcnt = iovcnt,
+        .offset = offset,
+    };
+    aio_task_pool_start_task(pool, &t->task);
+}
+
+/*
+ * Write an append: its data, and when it begins a new record, the full
+ * record's header too.  The two are independent, so they go in parallel:
+ * the header costs no extra round trip on the data's path.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_write_append(BlockDriverState *bs, CfsAppend *a, uint64_t header_at,
+                     const struct iovec *header)
+{
+    int iovcnt;
+    const struct iovec *iov = cfs_append_iov(a, &iovcnt);
+    AioTaskPool *pool;
+    int ret;
+
+    if (!header->iov_len) {
+        return cloudfs_write_iov(bs, iov, iovcnt, cfs_append_offset(a));
+    }
+    pool = aio_task_pool_new(2);
+    cloudfs_start_write(pool, bs, header, 1, header_at);
+    cloudfs_start_write(pool, bs, iov, iovcnt, cfs_append_offset(a));
+    aio_task_pool_wait_all(pool);
+    ret = aio_task_pool_status(pool);
+    aio_task_pool_free(pool);
+    return ret;
+}
+
 /*
  * Take every queued request (up to the record size limit) into one
  * append.  Called with the lock held; returns with it held.
@@ -492,7 +548,8 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GArray) writes = g_array_new(FALSE, FALSE, sizeof(CfsWrite));
     g_autoptr(GPtrArray) reqs = g_ptr_array_new();
-    uint64_t payload = 0;
+    uint64_t payload = 0, header_at = 0;
+    struct iovec header = { 0 };
     CfsAppendState state;
     CfsAppend *a;
     int ret;
@@ -522,9 +579,12 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     trace_cloudfs_append(bs, cfs_append_version(a), reqs->len,
                          cfs_append_offset(a));
 
-    /* the data write needs no metadata: other batches go on meanwhile */
+    /* the header buffer is the core's: take it while the lock is held */
+    header.iov_len = cfs_append_header(a, s->disk, &header_at,
+                                       (const void **)&header.iov_base);
+    /* the writes need no metadata: other batches go on meanwhile */
     qemu_co_mutex_unlock(&s->lock);
-    ret = cloudfs_write_append(bs, a);
+    ret = cloudfs_write_append(bs, a, header_at, &header);
     qemu_co_mutex_lock(&s->lock);
 
     state = cfs_append_complete(s->disk, a, ret);

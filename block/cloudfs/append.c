@@ -26,6 +26,7 @@ struct CfsAppend {
     /* a batch of the open record: its part of the extents and sums */
     guint first_extent, nextents;
     guint first_sum, nsums;
+    bool carries_header;        /* also writes the frozen record's header */
     GArray *iov;                /* header (whole records), data slices */
 };
 
@@ -38,6 +39,17 @@ const struct iovec *cfs_append_iov(const CfsAppend *a, int *iovcnt)
 {
     *iovcnt = a->iov->len;
     return (const struct iovec *)a->iov->data;
+}
+
+size_t cfs_append_header(const CfsAppend *a, CfsDisk *disk,
+                         uint64_t *offset, const void **buf)
+{
+    if (!a->carries_header) {
+        return 0;
+    }
+    *offset = disk->frozen.offset;
+    *buf = disk->frozen_header.buf;
+    return disk->frozen_header.padded_len;
 }
 
 uint64_t cfs_append_version(const CfsAppend *a)
@@ -343,17 +355,6 @@ static void open_record_start(CfsDisk *disk, const Layout *l)
     disk->log_end += o->room;
 }
 
-void cfs_disk_drop_open(CfsDisk *disk)
-{
-    CfsOpenRecord *o = &disk->open;
-
-    if (o->offset) {
-        g_array_free(o->extents, TRUE);
-        g_array_free(o->sums, TRUE);
-        g_free(o->view);
-    }
-    memset(o, 0, sizeof(*o));
-}
 
 /* Add a laid-out batch to the open record (opening one if needed) */
 static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
@@ -407,12 +408,83 @@ static bool apply_batch(CfsDisk *disk, CfsAppend *a, GError **errp)
     return true;
 }
 
+/* Build the open record's header (no I/O): its content is final */
+static void build_header(CfsDisk *disk, const CfsOpenRecord *o, CfsRecord *rec)
+{
+    uint32_t body_len = o->extents->len * sizeof(CfsWriteExtent);
+
+    g_assert(o->version == disk->prep_version + 1);
+    *rec = (CfsRecord) { 0 };
+    rec->header_len = header_need(o->extents->len, o->sums->len);
+    rec->padded_len = o->room;
+    g_assert(cfs_align_up(rec->header_len, disk->block_size) == o->room);
+    rec->payload_len = (uint64_t)o->sums->len * disk->block_size;
+    rec->buf = cfs_alloc_aligned(o->room);
+    memcpy(rec->buf + sizeof(CfsRecordHeader), o->extents->data, body_len);
+    if (o->sums->len) {
+        memcpy(rec->buf + sizeof(CfsRecordHeader) + body_len, o->sums->data,
+               8ull * o->sums->len);
+    }
+    cfs_record_seal(&disk->sb, rec->buf, CFS_REC_WRITE, body_len,
+                    o->sums->len, o->version, disk->prep_version_id,
+                    disk->writer_nonce, disk->durable_version, rec->id);
+}
+
+static void free_open_record(CfsOpenRecord *o)
+{
+    if (o->offset) {
+        g_array_free(o->extents, TRUE);
+        g_array_free(o->sums, TRUE);
+        g_free(o->view);
+    }
+    memset(o, 0, sizeof(*o));
+}
+
+void cfs_disk_drop_open(CfsDisk *disk)
+{
+    free_open_record(&disk->open);
+}
+
+void cfs_disk_drop_unsealed(CfsDisk *disk)
+{
+    free_open_record(&disk->open);
+    free_open_record(&disk->frozen);
+    cfs_record_clear(&disk->frozen_header);
+}
+
+/* The header of record o is written: it is the new head version */
+static void commit_record(CfsDisk *disk, CfsOpenRecord *o, CfsRecord *rec)
+{
+    uint64_t at = o->offset;
+
+    disk->head.version = o->version;
+    memcpy(disk->head.version_id, rec->id, CFS_ID_LEN);
+    disk->valid_end = at + cfs_rec_total(rec);
+    free_open_record(o);
+    cfs_sums_remember(disk, at, rec);
+    cfs_record_clear(rec);
+}
+
+/*
+ * The open record is full and the next batch starts a new one: freeze
+ * it.  Its header is built now and written with that batch (at another
+ * offset, in parallel), and the record becomes a version when the batch
+ * is applied; until then its checksums stay readable from disk->frozen.
+ */
+static void freeze_open_record(CfsDisk *disk)
+{
+    g_assert(!disk->frozen.offset && g_queue_is_empty(&disk->inflight));
+    build_header(disk, &disk->open, &disk->frozen_header);
+    disk->prep_version = disk->open.version;
+    memcpy(disk->prep_version_id, disk->frozen_header.id, CFS_ID_LEN);
+    disk->frozen = disk->open;
+    memset(&disk->open, 0, sizeof(disk->open));
+}
+
 bool cfs_disk_seal(CfsDisk *disk, GError **errp)
 {
     CfsOpenRecord *o = &disk->open;
-    CfsRecord rec = { 0 };
-    uint32_t body_len;
-    uint64_t at = o->offset;
+    CfsRecord rec;
 
     if (!o->offset) {
         return true;
@@ -436,35 +508,20 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
     } else if (!cfs_disk_check_writable(disk, errp)) {
         return false;
     }
-    g_assert(o->version == disk->prep_version + 1);
-    body_len = o->extents->len * sizeof(CfsWriteExtent);
-    rec.header_len = header_need(o->extents->len, o->sums->len);
-    rec.padded_len = o->room;
-    g_assert(cfs_align_up(rec.header_len, disk->block_size) == o->room);
-    rec.payload_len = (uint64_t)o->sums->len * disk->block_size;
-    rec.buf = cfs_alloc_aligned(o->room);
-    memcpy(rec.buf + sizeof(CfsRecordHeader), o->extents->data, body_len);
-    if (o->sums->len) {
-        memcpy(rec.buf + sizeof(CfsRecordHeader) + body_len, o->sums->data,
-               8ull * o->sums->len);
-    }
-    cfs_record_seal(&disk->sb, rec.buf, CFS_REC_WRITE, body_len,
-                    o->sums->len, o->version, disk->prep_version_id,
-                    disk->writer_nonce, disk->durable_version, rec.id);
-    if (!cfs_io_pwrite(&disk->io, rec.buf, o->room, at, errp)) {
+    /* a frozen record is committed or open again once nothing is in
+     * flight, unless the disk is still poisoned (refused above) */
+    g_assert(!disk->frozen.offset);
+    build_header(disk, o, &rec);
+    if (!cfs_io_pwrite(&disk->io, rec.buf, o->room, o->offset, errp)) {
         /* the batches stay applied and the record open: sealing again
          * (the next flush) rewrites the header */
         cfs_record_clear(&rec);
         return false;
     }
-    g_assert(at + cfs_rec_total(&rec) == disk->log_end);
-    disk->head.version = disk->prep_version = o->version;
-    memcpy(disk->head.version_id, rec.id, CFS_ID_LEN);
+    g_assert(o->offset + cfs_rec_total(&rec) == disk->log_end);
+    disk->prep_version = o->version;
     memcpy(disk->prep_version_id, rec.id, CFS_ID_LEN);
-    disk->valid_end = disk->log_end;
-    cfs_disk_drop_open(disk);
-    cfs_sums_remember(disk, at, &rec);
-    cfs_record_clear(&rec);
+    commit_record(disk, o, &rec);
     return true;
 }
 
@@ -517,19 +574,25 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
         (uint64_t)l.blocks->len * disk->block_size > CFS_MAX_CHAIN_PAYLOAD) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_INVALID,
                     "batch too large for one record; split it");
-    } else if (disk->open.offset && !open_record_takes(disk, &l) &&
-               !g_queue_is_empty(&disk->inflight)) {
-        g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,
-                    "the open record is full: retry once the appends in "
-                    "flight have settled");
-    } else if (disk->open.offset && !open_record_takes(disk, &l) &&
-               !cfs_disk_seal(disk, errp)) {
-        /* the batch waits with the record: nothing happened */
-    } else if (!disk->open.offset && disk->log_end < disk->stale_end &&
-               !clear_room(disk, header_room(disk, &l), errp)) {
-        /* nothing happened either */
     } else {
-        a = queue_batch(disk, &l);
+        bool full = disk->open.offset && !open_record_takes(disk, &l);
+
+        if (full && (!g_queue_is_empty(&disk->inflight) ||
+                     disk->frozen.offset)) {
+            g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,
+                        "the open record is full: retry once the appends "
+                        "in flight have settled");
+        } else if ((!disk->open.offset || full) &&
+                   disk->log_end < disk->stale_end &&
+                   !clear_room(disk, header_room(disk, &l), errp)) {
+            /* nothing happened */
+        } else {
+            if (full) {
+                freeze_open_record(disk);
+            }
+            a = queue_batch(disk, &l);
+            a->carries_header = full;
+        }
     }
     g_array_free(l.extents, TRUE);
     g_ptr_array_free(l.blocks, TRUE);
@@ -555,6 +618,10 @@ static void apply_ready(CfsDisk *disk)
             disk->poisoned = true;
             a->state = CFS_APPEND_FAILED;
             continue;
+        }
+        if (a->carries_header) {
+            /* both writes done: the frozen record is a version now */
+            commit_record(disk, &disk->frozen, &disk->frozen_header);
         }
         applied = a->rec.buf
                   ? cfs_state_apply(disk, &disk->head, &a->rec, a->offset,
@@ -604,6 +671,18 @@ void cfs_disk_recover_tail(CfsDisk *disk)
         return;
     }
     disk->stale_end = MAX(disk->stale_end, disk->log_end);
+    if (disk->frozen.offset) {
+        /*
+         * The batch that was to write the frozen record's header failed
+         * (the header may or may not be in the file): the record is open
+         * again, and the record that batch began is gone.
+         */
+        g_assert(!o->applied_extents);
+        free_open_record(o);
+        *o = disk->frozen;
+        memset(&disk->frozen, 0, sizeof(disk->frozen));
+        cfs_record_clear(&disk->frozen_header);
+    }
     if (o->offset && o->applied_extents) {
         g_array_set_size(o->extents, o->applied_extents);
         g_array_set_size(o->sums, o->applied_sums);
@@ -642,8 +721,18 @@ static bool append_sync(CfsDisk *disk, CfsAppend *a, GError **errp)
 {
     int iovcnt;
     const struct iovec *iov = cfs_append_iov(a, &iovcnt);
-    int ret = disk->io.pwritev(disk->io.opaque, iov, iovcnt, a->offset);
-    CfsAppendState state = cfs_append_complete(disk, a, ret);
+    uint64_t header_at = 0;
+    const void *header = NULL;
+    size_t header_len = cfs_append_header(a, disk, &header_at, &header);
+    struct iovec hv = { (void *)header, header_len };
+    int ret = header_len ? disk->io.pwritev(disk->io.opaque, &hv, 1,
+                                            header_at) : 0;
+    CfsAppendState state;
+
+    if (ret == 0) {
+        ret = disk->io.pwritev(disk->io.opaque, iov, iovcnt, a->offset);
+    }
+    state = cfs_append_complete(disk, a, ret);
 
     cfs_append_free(a);
     if (state != CFS_APPEND_APPLIED) {

@@ -189,13 +189,23 @@ typedef struct CfsAppend CfsAppend;
  * order they were prepared, whatever order they complete in; they become
  * a version (cfs_append_version()) when the record is sealed: by
  * cfs_disk_flush(), by any metadata operation, by a checkpoint, at close,
- * or here when the record's header room is full.  That last case needs no
- * append in flight: otherwise this fails with CFS_ERROR_BUSY.
+ * or by the first batch that does not fit the record's header room
+ * (cfs_append_header()).  That last case needs no append in flight:
+ * otherwise this fails with CFS_ERROR_BUSY.
  */
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
                               size_t nwrites, GError **errp);
 uint64_t cfs_append_offset(const CfsAppend *a);
 const struct iovec *cfs_append_iov(const CfsAppend *a, int *iovcnt);
+/*
+ * When a batch did not fit the open record it begins a new one, and the
+ * full record's header must be written too: its length (0 if none), with
+ * where and what.  Write it in any order with the data, in parallel if
+ * you can (it is not on the data's path), and report both writes as one
+ * result to cfs_append_complete().  The buffer lives until then.
+ */
+size_t cfs_append_header(const CfsAppend *a, CfsDisk *disk,
+                         uint64_t *offset, const void **buf);
 uint64_t cfs_append_version(const CfsAppend *a);
 typedef enum {
     CFS_APPEND_PENDING,     /* written, waiting for an earlier append */

@@ -28,7 +28,7 @@ void cfs_disk_free(CfsDisk *disk)
         return;
     }
     g_assert(g_queue_is_empty(&disk->inflight));
-    cfs_disk_drop_open(disk);
+    cfs_disk_drop_unsealed(disk);
     cfs_state_clear(&disk->head);
     cfs_store_free(disk->nodes);
     g_hash_table_destroy(disk->sums_cache);

@@ -244,6 +244,9 @@ struct CfsDisk {
     uint8_t prep_version_id[CFS_ID_LEN];
     GQueue inflight;            /* CfsAppend *, in version order */
     CfsOpenRecord open;
+    CfsOpenRecord frozen;       /* full, its header being written by the
+                                 * batch that began the open record */
+    CfsRecord frozen_header;
     unsigned unsettled;         /* failed appends whose write still runs */
     uint64_t stale_end;         /* bytes below this may be an earlier
                                  * writer's: never take them for ours */
@@ -323,6 +326,8 @@ bool cfs_index_apply_extents(CfsIndex *idx, uint32_t block_size,
 bool cfs_disk_seal(CfsDisk *disk, GError **errp);
 /* Free the open record, losing whatever it holds (never sealed) */
 void cfs_disk_drop_open(CfsDisk *disk);
+/* ... and a frozen one too (the disk is being freed) */
+void cfs_disk_drop_unsealed(CfsDisk *disk);
 /* write a metadata-only chain record synchronously */
 bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,
                      uint32_t body_len, GError **errp);

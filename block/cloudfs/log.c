@@ -587,6 +587,7 @@ void cfs_sums_remember(CfsDisk *disk, uint64_t record_offset,
 bool cfs_disk_record_known(CfsDisk *disk, uint64_t record_offset)
 {
     return (disk->open.offset && record_offset == disk->open.offset) ||
+           (disk->frozen.offset && record_offset == disk->frozen.offset) ||
            g_hash_table_contains(disk->sums_cache, &record_offset);
 }
 
@@ -647,8 +648,12 @@ const CfsSums *cfs_sums_cached(CfsDisk *disk, uint64_t record_offset,
 {
     const CfsSums *sums;
 
+    /* their headers are not written yet */
     if (disk->open.offset && record_offset == disk->open.offset) {
-        return disk->open.view;     /* its header is not written yet */
+        return disk->open.view;
+    }
+    if (disk->frozen.offset && record_offset == disk->frozen.offset) {
+        return disk->frozen.view;
     }
     if (!cfs_disk_learn_record(disk, record_offset, NULL, 0, errp)) {
         return NULL;

@@ -109,3 +109,21 @@ uint64_t test_file_size(TestImage *t)
     g_assert_cmpint(fstat(t->fd, &st), ==, 0);
     return st.st_size;
 }
+
+int test_append_write(CfsDisk *disk, CfsAppend *a)
+{
+    int n;
+    const struct iovec *v = cfs_append_iov(a, &n);
+    uint64_t header_at = 0;
+    const void *header = NULL;
+    size_t header_len = cfs_append_header(a, disk, &header_at, &header);
+    int ret = 0;
+
+    if (header_len) {
+        struct iovec hv = { (void *)header, header_len };
+
+        ret = disk->io.pwritev(disk->io.opaque, &hv, 1, header_at);
+    }
+    return ret ? ret : disk->io.pwritev(disk->io.opaque, v, n,
+                                        cfs_append_offset(a));
+}

@@ -23,6 +23,10 @@ void test_image_cleanup(TestImage *t);
 CfsDisk *test_create_open(TestImage *t, uint64_t size, uint32_t block_size);
 CfsDisk *test_open(TestImage *t, unsigned flags, uint64_t version);
 
+/* Do the caller's part of an append: write its header (if it carries
+ * one) and its data; returns 0 or -errno for cfs_append_complete() */
+int test_append_write(CfsDisk *disk, CfsAppend *a);
+
 /* Deterministic pseudo-random, non-zero-ish data */
 void test_fill(void *buf, size_t len, uint32_t seed);
 /* Whole-disk content read back through the core */

@@ -114,9 +114,7 @@ static void test_scattered_iov(void)
     cfs_append_iov(a, &n);
     g_assert_cmpint(n, >=, 2);
     {
-        const struct iovec *v = cfs_append_iov(a, &n);
-        int ret = disk->io.pwritev(disk->io.opaque, v, n,
-                                   cfs_append_offset(a));
+        int ret = test_append_write(disk, a);
 
         g_assert_cmpint(cfs_append_complete(disk, a, ret), ==,
                         CFS_APPEND_APPLIED);
@@ -154,10 +152,7 @@ static void test_group_commit_order(void)
     g_assert_cmpuint(cfs_disk_appends_in_flight(disk), ==, 3);
     for (int k = 0; k < 3; k++) {
         int i = (k + 2) % 3;     /* 2, 0, 1 */
-        int n;
-        const struct iovec *v = cfs_append_iov(a[i], &n);
-        int ret = disk->io.pwritev(disk->io.opaque, v, n,
-                                   cfs_append_offset(a[i]));
+        int ret = test_append_write(disk, a[i]);
         CfsAppendState s = cfs_append_complete(disk, a[i], ret);
 
         if (i == 2) {
@@ -207,10 +202,7 @@ static void test_failed_append_recovers(void)
         g_assert_no_error(err);
     }
     {
-        int n;
-        const struct iovec *v = cfs_append_iov(a[1], &n);
-        int ret = disk->io.pwritev(disk->io.opaque, v, n,
-                                   cfs_append_offset(a[1]));
+        int ret = test_append_write(disk, a[1]);
 
         g_assert_cmpint(cfs_append_complete(disk, a[1], ret), ==,
                         CFS_APPEND_PENDING);
