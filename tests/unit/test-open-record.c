@@ -87,6 +87,63 @@ static void test_header_room_full(void)
     test_image_cleanup(&t);
 }
 
+/*
+ * The batch that begins the next record writes the full one's header;
+ * while it is in flight the full record's blocks stay readable, and if
+ * it fails the full record is open again and its header written later.
+ */
+static void test_frozen_record(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    static uint8_t model[SIZE];
+    uint8_t buf[BS], lost[BS], back[BS];
+    CfsAppend *a;
+    uint64_t header_at;
+    const void *header;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    for (int i = 0; i < 166; i++) {
+        uint64_t at = (uint64_t)(2 * i % NBLOCKS) * BS;
+
+        test_fill(model + at, BS, i + 1);
+        append_one(disk, model + at, BS, at);
+    }
+    test_fill(lost, BS, 999);
+    a = prepare_one(disk, lost, BS, BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_append_header(a, disk, &header_at, &header), ==, BS);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
+    /* the full record's header is not in the file yet: reads go on */
+    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
+    g_assert_true(memcmp(back, model + 2 * BS, BS) == 0);
+    g_assert_cmpint(cfs_append_complete(disk, a, -EIO), ==,
+                    CFS_APPEND_FAILED);
+    cfs_append_free(a);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
+
+    /* open again, and still full: the next batch freezes it anew */
+    test_fill(buf, BS, 1000);
+    memcpy(model + 3 * BS, buf, BS);
+    a = prepare_one(disk, buf, BS, 3 * BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_append_header(a, disk, &header_at, &header), ==, BS);
+    g_assert_cmpint(write_and_complete(disk, a), ==, CFS_APPEND_APPLIED);
+    cfs_append_free(a);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 2);
+    cfs_disk_free(disk);
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 2);
+    test_assert_content(disk, model, SIZE);
+    cfs_disk_free(disk);
+    test_image_cleanup(&t);
+}
+
 /* A full record cannot be sealed under batches still in flight */
 static void test_full_while_in_flight(void)
 {
@@ -358,6 +415,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/open-record/header-room-full", test_header_room_full);
+    g_test_add_func("/open-record/frozen-record", test_frozen_record);
     g_test_add_func("/open-record/full-while-in-flight",
                     test_full_while_in_flight);
     g_test_add_func("/open-record/failure-keeps-applied-batches",
