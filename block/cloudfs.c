@@ -570,6 +570,15 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     }
     a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data, writes->len,
                            &gerr);
+    while (!a && g_error_matches(gerr, CFS_ERROR, CFS_ERROR_BUSY)) {
+        /* the open record is full: it is frozen once nothing is in flight */
+        g_clear_error(&gerr);
+        while (s->inflight > 0) {
+            qemu_co_queue_wait(&s->batch_done, &s->lock);
+        }
+        a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data,
+                               writes->len, &gerr);
+    }
     if (!a) {
         error_report("cloudfs: %s", gerr->message);
         ret = -EIO;

@@ -342,8 +342,15 @@ static void open_record_start(CfsDisk *disk, const Layout *l)
 {
     CfsOpenRecord *o = &disk->open;
 
+    /* nothing in flight refers to zero_room: it may be reallocated */
+    g_assert(g_queue_is_empty(&disk->inflight));
     o->offset = disk->log_end;
     o->room = header_room(disk, l);
+    if (o->room > disk->zero_room_len) {
+        cfs_free_aligned(disk->zero_room);
+        disk->zero_room = cfs_alloc_aligned(o->room);
+        disk->zero_room_len = o->room;
+    }
     o->version = disk->prep_version + 1;
     o->extents = g_array_new(FALSE, FALSE, sizeof(CfsWriteExtent));
     o->sums = g_array_new(FALSE, FALSE, sizeof(uint64_t));
@@ -363,10 +370,20 @@ static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
     CfsAppend *a = g_new0(CfsAppend, 1);
 
     a->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
-    if (!o->offset) {
-        open_record_start(disk, l);
-    }
     a->offset = disk->log_end;
+    if (!o->offset) {
+        struct iovec room;
+
+        open_record_start(disk, l);
+        /*
+         * Write the header room (zeros) with the first batch, contiguous
+         * with its data: the file grows without a hole, and the header,
+         * written later, overwrites blocks the file system has already
+         * allocated instead of filling a hole behind the log's tail.
+         */
+        room = (struct iovec) { disk->zero_room, o->room };
+        g_array_append_val(a->iov, room);
+    }
     layout_checksum(l, o->sums->len);
     a->version = o->version;
     a->first_extent = o->extents->len;
@@ -450,6 +467,9 @@ void cfs_disk_drop_unsealed(CfsDisk *disk)
     free_open_record(&disk->open);
     free_open_record(&disk->frozen);
     cfs_record_clear(&disk->frozen_header);
+    cfs_free_aligned(disk->zero_room);
+    disk->zero_room = NULL;
+    disk->zero_room_len = 0;
 }
 
 /* The header of record o is written: it is the new head version */

@@ -247,6 +247,8 @@ struct CfsDisk {
     CfsOpenRecord frozen;       /* full, its header being written by the
                                  * batch that began the open record */
     CfsRecord frozen_header;
+    uint8_t *zero_room;         /* zeros a new record's first batch writes */
+    uint32_t zero_room_len;
     unsigned unsettled;         /* failed appends whose write still runs */
     uint64_t stale_end;         /* bytes below this may be an earlier
                                  * writer's: never take them for ours */
