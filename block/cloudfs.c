@@ -860,14 +860,20 @@ cloudfs_co_check(BlockDriverState *bs, BdrvCheckResult *result,
     bool repair = fix & (BDRV_FIX_LEAKS | BDRV_FIX_ERRORS);
     uint32_t block_size = cfs_disk_block_size(s->disk);
 
-    qemu_co_mutex_lock(&s->lock);
-    if (!cfs_check(&s->io, repair, &res, &gerr)) {
-        qemu_co_mutex_unlock(&s->lock);
+    /*
+     * The check reads the file, not our state: seal the open record and
+     * flush first, or its batches would look like a torn tail (and a
+     * repair would cut them).
+     */
+    cloudfs_quiesce(s);
+    if ((!cfs_disk_read_only(s->disk) && !cfs_disk_flush(s->disk, &gerr)) ||
+        !cfs_check(&s->io, repair, &res, &gerr)) {
+        cloudfs_unquiesce(s);
         result->check_errors++;
         error_report("cloudfs: %s", gerr->message);
         return -EIO;
     }
-    qemu_co_mutex_unlock(&s->lock);
+    cloudfs_unquiesce(s);
     for (guint i = 0; i < res.messages->len; i++) {
         fprintf(stderr, "%s\n", (char *)res.messages->pdata[i]);
     }
