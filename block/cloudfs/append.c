@@ -41,6 +41,12 @@ const struct iovec *cfs_append_iov(const CfsAppend *a, int *iovcnt)
     return (const struct iovec *)a->iov->data;
 }
 
+/* The blocks of a header that hold more than zeros */
+static uint32_t header_used(CfsDisk *disk, const CfsRecord *rec)
+{
+    return cfs_align_up(rec->header_len, disk->block_size);
+}
+
 size_t cfs_append_header(const CfsAppend *a, CfsDisk *disk,
                          uint64_t *offset, const void **buf)
 {
@@ -49,7 +55,8 @@ size_t cfs_append_header(const CfsAppend *a, CfsDisk *disk,
     }
     *offset = disk->frozen.offset;
     *buf = disk->frozen_header.buf;
-    return disk->frozen_header.padded_len;
+    /* the rest of the room is zeros already, written with the first batch */
+    return header_used(disk, &disk->frozen_header);
 }
 
 uint64_t cfs_append_version(const CfsAppend *a)
@@ -293,7 +300,8 @@ static CfsAppend *queue_meta(CfsDisk *disk, uint16_t type, const void *body,
     a->rec.buf = cfs_alloc_aligned(a->rec.padded_len);
     memcpy(a->rec.buf + sizeof(CfsRecordHeader), body, body_len);
     a->version = disk->prep_version + 1;
-    cfs_record_seal(&disk->sb, a->rec.buf, type, body_len, 0, a->version,
+    cfs_record_seal(&disk->sb, a->rec.buf, type, body_len, 0,
+                    a->rec.padded_len, a->version,
                     disk->prep_version_id, disk->writer_nonce,
                     disk->durable_version, a->rec.id);
     a->offset = disk->log_end;
@@ -328,14 +336,16 @@ static bool open_record_takes(CfsDisk *disk, const Layout *l)
 }
 
 /*
- * The header room is what the first batch needs, block aligned: with 4 KiB
- * blocks one block lists about 160 scattered 4 KiB writes.  The header,
- * however many batches join, then pads to exactly that room.
+ * The header room: what the first batch needs, block aligned, or more
+ * when records have been filling up (room_hint).  With 4 KiB blocks one
+ * block lists 166 scattered 4 KiB writes, but only one or two batches of
+ * 1 MiB writes: a record per batch would cost a header write per batch.
  */
 static uint32_t header_room(CfsDisk *disk, const Layout *l)
 {
-    return cfs_align_up(header_need(l->extents->len, l->blocks->len),
-                        disk->block_size);
+    return MAX(cfs_align_up(header_need(l->extents->len, l->blocks->len),
+                            disk->block_size),
+               cfs_align_up(disk->room_hint, disk->block_size));
 }
 
 static void open_record_start(CfsDisk *disk, const Layout *l)
@@ -434,7 +444,7 @@ static void build_header(CfsDisk *disk, const CfsOpenRecord *o, CfsRecord *rec)
     *rec = (CfsRecord) { 0 };
     rec->header_len = header_need(o->extents->len, o->sums->len);
     rec->padded_len = o->room;
-    g_assert(cfs_align_up(rec->header_len, disk->block_size) == o->room);
+    g_assert(cfs_align_up(rec->header_len, disk->block_size) <= o->room);
     rec->payload_len = (uint64_t)o->sums->len * disk->block_size;
     rec->buf = cfs_alloc_aligned(o->room);
     memcpy(rec->buf + sizeof(CfsRecordHeader), o->extents->data, body_len);
@@ -443,7 +453,7 @@ static void build_header(CfsDisk *disk, const CfsOpenRecord *o, CfsRecord *rec)
                8ull * o->sums->len);
     }
     cfs_record_seal(&disk->sb, rec->buf, CFS_REC_WRITE, body_len,
-                    o->sums->len, o->version, disk->prep_version_id,
+                    o->sums->len, o->room, o->version, disk->prep_version_id,
                     disk->writer_nonce, disk->durable_version, rec->id);
 }
 
@@ -494,6 +504,8 @@ static void commit_record(CfsDisk *disk, CfsOpenRecord *o, CfsRecord *rec)
 static void freeze_open_record(CfsDisk *disk)
 {
     g_assert(!disk->frozen.offset && g_queue_is_empty(&disk->inflight));
+    /* records fill up between flushes: give the next one more room */
+    disk->room_hint = MIN(2 * disk->open.room, CFS_OPEN_ROOM_MAX);
     build_header(disk, &disk->open, &disk->frozen_header);
     disk->prep_version = disk->open.version;
     memcpy(disk->prep_version_id, disk->frozen_header.id, CFS_ID_LEN);
@@ -532,7 +544,11 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
      * flight, unless the disk is still poisoned (refused above) */
     g_assert(!disk->frozen.offset);
     build_header(disk, o, &rec);
-    if (!cfs_io_pwrite(&disk->io, rec.buf, o->room, o->offset, errp)) {
+    /* sealed before it filled up (a flush): size the next by its need */
+    disk->room_hint = 0;
+    /* the rest of the room is zeros already, written with the first batch */
+    if (!cfs_io_pwrite(&disk->io, rec.buf, header_used(disk, &rec), o->offset,
+                       errp)) {
         /* the batches stay applied and the record open: sealing again
          * (the next flush) rewrites the header */
         cfs_record_clear(&rec);

@@ -254,7 +254,7 @@ bool cfs_disk_checkpoint(CfsDisk *disk, GError **errp)
         memcpy(header + sizeof(CfsRecordHeader) + body_len + 8ull * i, &sum, 8);
     }
     cfs_record_seal(&disk->sb, header, CFS_REC_CHECKPOINT, body_len, nblocks,
-                    st->version, st->version_id, disk->writer_nonce,
+                    padded, st->version, st->version_id, disk->writer_nonce,
                     disk->durable_version, unused_id);
     iov[0] = (struct iovec) { header, padded };
     iov[1] = (struct iovec) { payload, payload_len };

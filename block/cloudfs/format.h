@@ -105,8 +105,12 @@ G_STATIC_ASSERT(sizeof(CfsSlot) == 64);
  * Log records
  *
  *   [ header: CfsRecordHeader, body, payload block checksums ]
- *   [ zero padding up to the next multiple of block_size      ]
+ *   [ zero padding up to header_blocks * block_size          ]
  *   [ payload: payload_blocks * block_size bytes              ]
+ *
+ * header_blocks is at least align_up(header_len, block_size) / block_size
+ * (a writer may reserve more, to add to the record later) and at most
+ * CFS_MAX_HEADER_LEN / block_size.
  *
  * header_len covers the header proper (fixed part + body + checksums).
  *
@@ -151,7 +155,9 @@ typedef struct CfsRecordHeader {
     uint32_t header_len;                /* 24 bytes, unpadded */
     uint32_t body_len;                  /* 28 bytes of type-specific body */
     uint32_t payload_blocks;            /* 32 */
-    uint32_t reserved0;                 /* 36 zero */
+    uint32_t header_blocks;             /* 36 blocks the header occupies,
+                                         *    padding included: the payload
+                                         *    starts that many blocks in */
     uint64_t version;                   /* 40 */
     uint8_t  prev_version_id[CFS_ID_LEN]; /* 48 */
     uint32_t reserved1;                 /* 68 zero */

@@ -14,6 +14,10 @@
 /* ... and to rebuild the index from the log alone, ignoring checkpoints */
 #define CFS_OPEN_REBUILD_INDEX  (1u << 30)
 
+/* Largest header room a record reserves beyond what its first batch
+ * needs: 64 KiB lists 31 writes of 1 MiB, or 2700 scattered 4 KiB ones */
+#define CFS_OPEN_ROOM_MAX       (64u << 10)
+
 /* A checkpoint is written at flush when the log grew this much since */
 #define CFS_CHECKPOINT_INTERVAL (64ull << 20)
 /* ... or when the index nodes changed since the last one take this much
@@ -57,7 +61,7 @@ bool cfs_slot_clear(const CfsIO *io, int which, GError **errp);
 typedef struct CfsRecord {
     uint8_t *buf;               /* aligned, padded_len bytes */
     uint32_t header_len;
-    uint32_t padded_len;        /* align_up(header_len, block_size) */
+    uint32_t padded_len;        /* header_blocks * block_size */
     uint64_t payload_len;
     uint8_t id[CFS_ID_LEN];     /* SHA-256 of header[16..header_len) */
 } CfsRecord;
@@ -116,12 +120,13 @@ uint64_t cfs_block_checksum(const void *block, uint32_t block_size,
                             uint32_t index);
 /*
  * Build a header: fills magic, type, lengths, version, prev id, time,
- * nonce and the MAC; hdr points at a buffer of align_up(header_len) bytes
- * whose body and checksums the caller has already written.
+ * nonce and the MAC; buf points at a zeroed buffer of padded_len bytes
+ * (a multiple of the block size, at least align_up(header_len)) whose
+ * body and checksums the caller has already written.
  */
 void cfs_record_seal(const CfsSuperblock *sb, uint8_t *buf, uint16_t type,
                      uint32_t body_len, uint32_t payload_blocks,
-                     uint64_t version, const uint8_t prev_id[CFS_ID_LEN],
+                     uint32_t padded_len, uint64_t version, const uint8_t prev_id[CFS_ID_LEN],
                      uint64_t nonce, uint64_t durable_version,
                      uint8_t id_out[CFS_ID_LEN]);
 const char *cfs_record_type_name(uint16_t type);
@@ -247,6 +252,7 @@ struct CfsDisk {
     CfsOpenRecord frozen;       /* full, its header being written by the
                                  * batch that began the open record */
     CfsRecord frozen_header;
+    uint32_t room_hint;         /* header room for the next record */
     uint8_t *zero_room;         /* zeros a new record's first batch writes */
     uint32_t zero_room_len;
     unsigned unsettled;         /* failed appends whose write still runs */

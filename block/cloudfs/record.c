@@ -73,6 +73,7 @@ static bool mac_equal(const uint8_t *a, const uint8_t *b)
 
 void cfs_record_seal(const CfsSuperblock *sb, uint8_t *buf, uint16_t type,
                      uint32_t body_len, uint32_t payload_blocks,
+                     uint32_t padded_len,
                      uint64_t version, const uint8_t prev_id[CFS_ID_LEN],
                      uint64_t nonce, uint64_t durable_version,
                      uint8_t id_out[CFS_ID_LEN])
@@ -86,7 +87,8 @@ void cfs_record_seal(const CfsSuperblock *sb, uint8_t *buf, uint16_t type,
     h->header_len = GUINT32_TO_LE(header_len);
     h->body_len = GUINT32_TO_LE(body_len);
     h->payload_blocks = GUINT32_TO_LE(payload_blocks);
-    h->reserved0 = 0;
+    h->header_blocks = GUINT32_TO_LE(padded_len /
+                                     GUINT32_FROM_LE(sb->block_size));
     h->version = GUINT64_TO_LE(version);
     memcpy(h->prev_version_id, prev_id, CFS_ID_LEN);
     h->reserved1 = 0;
@@ -208,7 +210,7 @@ bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
 {
     uint32_t block_size = GUINT32_FROM_LE(sb->block_size);
     CfsRecordHeader h;
-    uint32_t header_len, body_len, payload_blocks;
+    uint32_t header_len, body_len, payload_blocks, header_blocks;
     uint8_t mac[CFS_MAC_LEN];
 
     memset(r, 0, sizeof(*r));
@@ -229,8 +231,14 @@ bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
         header_len != sizeof(h) + (uint64_t)body_len + 8ull * payload_blocks) {
         return corrupt(errp, at, "impossible lengths");
     }
+    header_blocks = GUINT32_FROM_LE(h.header_blocks);
+    if ((uint64_t)header_blocks * block_size < cfs_align_up(header_len,
+                                                            block_size) ||
+        header_blocks > CFS_MAX_HEADER_LEN / block_size) {
+        return corrupt(errp, at, "impossible lengths");
+    }
     r->header_len = header_len;
-    r->padded_len = cfs_align_up(header_len, block_size);
+    r->padded_len = header_blocks * block_size;
     r->payload_len = (uint64_t)payload_blocks * block_size;
     if (GUINT16_FROM_LE(h.type) != CFS_REC_CHECKPOINT &&
         r->payload_len > CFS_MAX_CHAIN_PAYLOAD) {
@@ -251,7 +259,7 @@ bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
         cfs_record_clear(r);
         return corrupt(errp, at, "header checksum mismatch");
     }
-    if (h.flags || h.reserved0 || h.reserved1 ||
+    if (h.flags || h.reserved1 ||
         GUINT64_FROM_LE(h.durable_version) > GUINT64_FROM_LE(h.version) ||
         !body_valid(&h, cfs_rec_body(r), block_size) ||
         !cfs_is_zero(r->buf + header_len, r->padded_len - header_len)) {

@@ -154,8 +154,8 @@ static void seal_record(const CfsIO *io, const CfsSuperblock *sb,
     if (!checkpoint) {
         (*version)++;
     }
-    cfs_record_seal(sb, buf, type, body_len, nblocks, *version, prev, 1,
-                    *version, id);
+    cfs_record_seal(sb, buf, type, body_len, nblocks, padded, *version, prev,
+                    1, *version, id);
     if (!checkpoint) {
         memcpy(prev, id, CFS_ID_LEN);
     }
@@ -281,8 +281,8 @@ static void fuzz_nodes(Input *in)
 
             memcpy(buf + sizeof(CfsRecordHeader) + body_len + 8 * i, &sum, 8);
         }
-        cfs_record_seal(&sb, buf, CFS_REC_CHECKPOINT, body_len, nblocks, 2,
-                        prev, 1, 2, id);
+        cfs_record_seal(&sb, buf, CFS_REC_CHECKPOINT, body_len, nblocks,
+                        padded, 2, prev, 1, 2, id);
         iov = (struct iovec) { buf, padded + nblocks * 512 };
         io.pwritev(io.opaque, &iov, 1, offset);
         memcpy(slot.checkpoint_version_id, prev, CFS_ID_LEN);

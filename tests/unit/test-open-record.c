@@ -144,6 +144,48 @@ static void test_frozen_record(void)
     test_image_cleanup(&t);
 }
 
+/*
+ * Records that fill up get more header room: 1 MiB batches need half a
+ * header block each, so with a fixed room every batch would be a record
+ * (and a header write) of its own.  A flush sizes the next room by need
+ * again.  Rooms larger than the header read back like any other record.
+ */
+static void test_header_room_grows(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    g_autofree uint8_t *buf = g_malloc(SIZE);
+    uint64_t versions;
+    CfsCheckResult res;
+
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    for (int i = 0; i < 100; i++) {
+        test_fill(buf, SIZE, i + 1);
+        append_one(disk, buf, SIZE, 0);
+    }
+    versions = cfs_disk_version(disk);
+    g_assert_cmpuint(versions, >=, 3);
+    g_assert_cmpuint(versions, <, 12);
+    g_assert_cmpuint(disk->open.room, ==, CFS_OPEN_ROOM_MAX);
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_no_error(err);
+    append_one(disk, buf, BS, 0);
+    g_assert_cmpuint(disk->open.room, ==, BS);
+    g_assert_true(cfs_disk_close(disk, &err));
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, versions + 2);
+    test_assert_content(disk, buf, SIZE);
+    cfs_disk_free(disk);
+    g_assert_true(cfs_check(&t.io, false, &res, &err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    g_assert_cmpuint(res.torn_bytes, ==, 0);
+    cfs_check_result_clear(&res);
+    test_image_cleanup(&t);
+}
+
 /* A full record cannot be sealed under batches still in flight */
 static void test_full_while_in_flight(void)
 {
@@ -416,6 +458,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/open-record/header-room-full", test_header_room_full);
     g_test_add_func("/open-record/frozen-record", test_frozen_record);
+    g_test_add_func("/open-record/header-room-grows", test_header_room_grows);
     g_test_add_func("/open-record/full-while-in-flight",
                     test_full_while_in_flight);
     g_test_add_func("/open-record/failure-keeps-applied-batches",
