@@ -330,8 +330,8 @@ static bool open_record_takes(CfsDisk *disk, const Layout *l)
     CfsOpenRecord *o = &disk->open;
 
     return header_need(o->extents->len + l->extents->len,
-                       (uint64_t)o->sums->len + l->blocks->len) <= o->room &&
-           (uint64_t)(o->sums->len + l->blocks->len) * disk->block_size <=
+                       (uint64_t)o->nsums + l->blocks->len) <= o->room &&
+           (uint64_t)(o->nsums + l->blocks->len) * disk->block_size <=
            CFS_MAX_CHAIN_PAYLOAD;
 }
 
@@ -348,23 +348,36 @@ static uint32_t header_room(CfsDisk *disk, const Layout *l)
                cfs_align_up(disk->room_hint, disk->block_size));
 }
 
+/*
+ * len bytes of zeros, for a new record's header room.  Records open only
+ * with nothing in flight, so no earlier write still uses the buffer when
+ * it grows.
+ */
+static uint8_t *zero_room(CfsDisk *disk, uint32_t len)
+{
+    g_assert(g_queue_is_empty(&disk->inflight));
+    if (len > disk->zero_room_len) {
+        cfs_free_aligned(disk->zero_room);
+        disk->zero_room = cfs_alloc_aligned(len);
+        disk->zero_room_len = len;
+    }
+    return disk->zero_room;
+}
+
+/* The version sealing the open record creates */
+static uint64_t open_version(CfsDisk *disk)
+{
+    return disk->prep_version + 1;
+}
+
 static void open_record_start(CfsDisk *disk, const Layout *l)
 {
     CfsOpenRecord *o = &disk->open;
 
-    /* nothing in flight refers to zero_room: it may be reallocated */
-    g_assert(g_queue_is_empty(&disk->inflight));
     o->offset = disk->log_end;
     o->room = header_room(disk, l);
-    if (o->room > disk->zero_room_len) {
-        cfs_free_aligned(disk->zero_room);
-        disk->zero_room = cfs_alloc_aligned(o->room);
-        disk->zero_room_len = o->room;
-    }
-    o->version = disk->prep_version + 1;
     o->extents = g_array_new(FALSE, FALSE, sizeof(CfsWriteExtent));
-    o->sums = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-    o->applied_extents = o->applied_sums = 0;
+    o->applied_extents = o->nsums = 0;
     /* room for every checksum the header room can list */
     o->view = g_malloc(sizeof(CfsSums) + o->room);
     o->view->padded_len = o->room;
@@ -391,17 +404,21 @@ static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
          * written later, overwrites blocks the file system has already
          * allocated instead of filling a hole behind the log's tail.
          */
-        room = (struct iovec) { disk->zero_room, o->room };
+        room = (struct iovec) { zero_room(disk, o->room), o->room };
         g_array_append_val(a->iov, room);
     }
-    layout_checksum(l, o->sums->len);
-    a->version = o->version;
+    layout_checksum(l, o->nsums);
+    a->version = open_version(disk);
     a->first_extent = o->extents->len;
     a->nextents = l->extents->len;
-    a->first_sum = o->sums->len;
+    a->first_sum = o->nsums;
     a->nsums = l->sums->len;
     g_array_append_vals(o->extents, l->extents->data, l->extents->len);
-    g_array_append_vals(o->sums, l->sums->data, l->sums->len);
+    if (a->nsums) {     /* a batch of zero writes has none */
+        memcpy(o->view->sums_le + 8ull * o->nsums, l->sums->data,
+               8ull * a->nsums);
+    }
+    o->nsums += a->nsums;
     g_array_append_vals(a->iov, l->iov->data, l->iov->len);
     disk->log_end += (uint64_t)l->sums->len * disk->block_size;
     a->state = CFS_APPEND_PENDING;
@@ -415,7 +432,7 @@ static bool apply_batch(CfsDisk *disk, CfsAppend *a, GError **errp)
     CfsOpenRecord *o = &disk->open;
 
     g_assert(a->first_extent == o->applied_extents &&
-             a->first_sum == o->applied_sums);
+             a->first_sum == o->view->nblocks);
     if (!cfs_index_apply_extents(
             disk->head.index, disk->block_size,
             &g_array_index(o->extents, CfsWriteExtent, a->first_extent),
@@ -424,52 +441,68 @@ static bool apply_batch(CfsDisk *disk, CfsAppend *a, GError **errp)
             errp)) {
         return false;
     }
-    if (a->nsums) {     /* a batch of zero writes has none */
-        memcpy(o->view->sums_le + 8ull * a->first_sum,
-               &g_array_index(o->sums, uint64_t, a->first_sum),
-               8ull * a->nsums);
-    }
+    /* its checksums are in view already: readers may use them now */
     o->view->nblocks += a->nsums;
     o->applied_extents += a->nextents;
-    o->applied_sums += a->nsums;
     return true;
 }
 
-/* Build the open record's header (no I/O): its content is final */
+/*
+ * Build the open record's header (no I/O): its content is final.  It
+ * becomes the last prepared version: what follows chains to it.
+ */
 static void build_header(CfsDisk *disk, const CfsOpenRecord *o, CfsRecord *rec)
 {
     uint32_t body_len = o->extents->len * sizeof(CfsWriteExtent);
 
-    g_assert(o->version == disk->prep_version + 1);
     *rec = (CfsRecord) { 0 };
-    rec->header_len = header_need(o->extents->len, o->sums->len);
+    rec->header_len = header_need(o->extents->len, o->nsums);
     rec->padded_len = o->room;
     g_assert(cfs_align_up(rec->header_len, disk->block_size) <= o->room);
-    rec->payload_len = (uint64_t)o->sums->len * disk->block_size;
+    rec->payload_len = (uint64_t)o->nsums * disk->block_size;
     rec->buf = cfs_alloc_aligned(o->room);
     memcpy(rec->buf + sizeof(CfsRecordHeader), o->extents->data, body_len);
-    if (o->sums->len) {
-        memcpy(rec->buf + sizeof(CfsRecordHeader) + body_len, o->sums->data,
-               8ull * o->sums->len);
-    }
-    cfs_record_seal(&disk->sb, rec->buf, CFS_REC_WRITE, body_len,
-                    o->sums->len, o->room, o->version, disk->prep_version_id,
+    memcpy(rec->buf + sizeof(CfsRecordHeader) + body_len, o->view->sums_le,
+           8ull * o->nsums);
+    cfs_record_seal(&disk->sb, rec->buf, CFS_REC_WRITE, body_len, o->nsums,
+                    o->room, open_version(disk), disk->prep_version_id,
                     disk->writer_nonce, disk->durable_version, rec->id);
+}
+
+/* The header is built and its write under way: later records chain to it */
+static void chain_to(CfsDisk *disk, const CfsRecord *rec)
+{
+    disk->prep_version++;
+    memcpy(disk->prep_version_id, rec->id, CFS_ID_LEN);
 }
 
 static void free_open_record(CfsOpenRecord *o)
 {
     if (o->offset) {
         g_array_free(o->extents, TRUE);
-        g_array_free(o->sums, TRUE);
         g_free(o->view);
     }
     memset(o, 0, sizeof(*o));
 }
 
-void cfs_disk_drop_open(CfsDisk *disk)
+/*
+ * Forget the open record's batches that were prepared but never applied
+ * (they failed, or the index could not take them): the log continues
+ * after the applied ones, or after the last record if there are none.
+ */
+static void open_record_trim(CfsDisk *disk)
 {
-    free_open_record(&disk->open);
+    CfsOpenRecord *o = &disk->open;
+
+    if (o->offset && o->applied_extents) {
+        g_array_set_size(o->extents, o->applied_extents);
+        o->nsums = o->view->nblocks;
+        disk->log_end = o->offset + o->room +
+                        (uint64_t)o->nsums * disk->block_size;
+    } else {
+        free_open_record(o);
+        disk->log_end = disk->valid_end;
+    }
 }
 
 void cfs_disk_drop_unsealed(CfsDisk *disk)
@@ -487,7 +520,7 @@ static void commit_record(CfsDisk *disk, CfsOpenRecord *o, CfsRecord *rec)
 {
     uint64_t at = o->offset;
 
-    disk->head.version = o->version;
+    disk->head.version = GUINT64_FROM_LE(cfs_rec_hdr(rec)->version);
     memcpy(disk->head.version_id, rec->id, CFS_ID_LEN);
     disk->valid_end = at + cfs_rec_total(rec);
     free_open_record(o);
@@ -507,8 +540,7 @@ static void freeze_open_record(CfsDisk *disk)
     /* records fill up between flushes: give the next one more room */
     disk->room_hint = MIN(2 * disk->open.room, CFS_OPEN_ROOM_MAX);
     build_header(disk, &disk->open, &disk->frozen_header);
-    disk->prep_version = disk->open.version;
-    memcpy(disk->prep_version_id, disk->frozen_header.id, CFS_ID_LEN);
+    chain_to(disk, &disk->frozen_header);
     disk->frozen = disk->open;
     memset(&disk->open, 0, sizeof(disk->open));
 }
@@ -529,14 +561,10 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
          * it were acknowledged.  Seal just those; a reopen rebuilds the
          * index from the log.
          */
-        if (!o->applied_extents) {
-            cfs_disk_drop_open(disk);
+        open_record_trim(disk);
+        if (!o->offset) {
             return true;
         }
-        g_array_set_size(o->extents, o->applied_extents);
-        g_array_set_size(o->sums, o->applied_sums);
-        disk->log_end = o->offset + o->room +
-                        (uint64_t)o->applied_sums * disk->block_size;
     } else if (!cfs_disk_check_writable(disk, errp)) {
         return false;
     }
@@ -555,8 +583,7 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
         return false;
     }
     g_assert(o->offset + cfs_rec_total(&rec) == disk->log_end);
-    disk->prep_version = o->version;
-    memcpy(disk->prep_version_id, rec.id, CFS_ID_LEN);
+    chain_to(disk, &rec);
     commit_record(disk, o, &rec);
     return true;
 }
@@ -571,12 +598,9 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
  */
 static bool clear_room(CfsDisk *disk, uint32_t room, GError **errp)
 {
-    uint8_t *zeros = cfs_alloc_aligned(room);
-    bool ok = cfs_io_pwrite(&disk->io, zeros, room, disk->log_end, errp) &&
-              cfs_io_flush(&disk->io, errp);
-
-    cfs_free_aligned(zeros);
-    return ok;
+    return cfs_io_pwrite(&disk->io, zero_room(disk, room), room,
+                         disk->log_end, errp) &&
+           cfs_io_flush(&disk->io, errp);
 }
 
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
@@ -719,15 +743,7 @@ void cfs_disk_recover_tail(CfsDisk *disk)
         memset(&disk->frozen, 0, sizeof(disk->frozen));
         cfs_record_clear(&disk->frozen_header);
     }
-    if (o->offset && o->applied_extents) {
-        g_array_set_size(o->extents, o->applied_extents);
-        g_array_set_size(o->sums, o->applied_sums);
-        disk->log_end = o->offset + o->room +
-                        (uint64_t)o->applied_sums * disk->block_size;
-    } else {
-        cfs_disk_drop_open(disk);
-        disk->log_end = disk->valid_end;
-    }
+    open_record_trim(disk);
     disk->prep_version = disk->head.version;
     memcpy(disk->prep_version_id, disk->head.version_id, CFS_ID_LEN);
     cfs_random_bytes(&disk->writer_nonce, sizeof(disk->writer_nonce));

@@ -225,12 +225,12 @@ typedef struct CfsSums {
 typedef struct CfsOpenRecord {
     uint64_t offset;            /* where its header goes; 0: none open */
     uint32_t room;              /* header bytes reserved, block aligned */
-    uint64_t version;           /* the version sealing it creates */
     GArray *extents;            /* CfsWriteExtent (LE), prepared batches */
-    GArray *sums;               /* uint64_t (LE), prepared batches */
     guint applied_extents;      /* how many of them are applied */
-    guint applied_sums;
-    CfsSums *view;              /* checksums of the applied blocks */
+    uint32_t nsums;             /* checksums of the prepared batches */
+    /* every prepared checksum (capacity: room bytes); what readers may
+     * use, view->nblocks, is the applied ones */
+    CfsSums *view;
 } CfsOpenRecord;
 
 /* ---- the open disk ----------------------------------------------------- */
@@ -332,9 +332,8 @@ bool cfs_index_apply_extents(CfsIndex *idx, uint32_t block_size,
  * Every record other than the open one's batches is written after it.
  */
 bool cfs_disk_seal(CfsDisk *disk, GError **errp);
-/* Free the open record, losing whatever it holds (never sealed) */
-void cfs_disk_drop_open(CfsDisk *disk);
-/* ... and a frozen one too (the disk is being freed) */
+/* Free the open and frozen records, losing what they hold (the disk is
+ * being freed) */
 void cfs_disk_drop_unsealed(CfsDisk *disk);
 /* write a metadata-only chain record synchronously */
 bool cfs_append_meta(CfsDisk *disk, uint16_t type, const void *body,

@@ -127,3 +127,26 @@ int test_append_write(CfsDisk *disk, CfsAppend *a)
     return ret ? ret : disk->io.pwritev(disk->io.opaque, v, n,
                                         cfs_append_offset(a));
 }
+
+CfsAppend *test_prepare(CfsDisk *disk, const void *buf, uint64_t len,
+                        uint64_t offset, GError **errp)
+{
+    struct iovec iov = { (void *)buf, len };
+    CfsWrite w = { .offset = offset, .length = len, .iov = &iov,
+                   .iovcnt = 1 };
+
+    return cfs_append_prepare(disk, &w, 1, errp);
+}
+
+CfsAppendState test_append(CfsDisk *disk, const void *buf, uint64_t len,
+                           uint64_t offset)
+{
+    GError *err = NULL;
+    CfsAppend *a = test_prepare(disk, buf, len, offset, &err);
+    CfsAppendState state;
+
+    g_assert_no_error(err);
+    state = cfs_append_complete(disk, a, test_append_write(disk, a));
+    cfs_append_free(a);
+    return state;
+}

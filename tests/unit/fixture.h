@@ -26,6 +26,13 @@ CfsDisk *test_open(TestImage *t, unsigned flags, uint64_t version);
 /* Do the caller's part of an append: write its header (if it carries
  * one) and its data; returns 0 or -errno for cfs_append_complete() */
 int test_append_write(CfsDisk *disk, CfsAppend *a);
+/* A batch of one write through the asynchronous path: prepared and left
+ * in flight (NULL and *errp on error) ... */
+CfsAppend *test_prepare(CfsDisk *disk, const void *buf, uint64_t len,
+                        uint64_t offset, GError **errp);
+/* ... or prepared, written and completed: its state */
+CfsAppendState test_append(CfsDisk *disk, const void *buf, uint64_t len,
+                           uint64_t offset);
 
 /* Deterministic pseudo-random, non-zero-ish data */
 void test_fill(void *buf, size_t len, uint32_t seed);

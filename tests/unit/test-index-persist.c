@@ -256,22 +256,6 @@ static void test_write_through_damaged_leaf(void)
     fixture_free(&f);
 }
 
-/* One batch through the asynchronous path: prepared, written, completed */
-static CfsAppendState append_batch(CfsDisk *disk, const uint8_t *buf,
-                                   uint64_t offset)
-{
-    GError *err = NULL;
-    struct iovec iov = { (void *)buf, BS };
-    CfsWrite w = { .offset = offset, .length = BS, .iov = &iov, .iovcnt = 1 };
-    CfsAppend *a = cfs_append_prepare(disk, &w, 1, &err);
-    CfsAppendState state;
-
-    g_assert_no_error(err);
-    state = cfs_append_complete(disk, a, test_append_write(disk, a));
-    cfs_append_free(a);
-    return state;
-}
-
 /*
  * A batch that cannot be applied (its leaf is damaged) must not take the
  * acknowledged batches of the same open record with it: closing seals
@@ -293,9 +277,9 @@ static void test_acknowledged_before_index_failure(void)
     disk = test_open(&f.t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
     test_fill(good, BS, 4242);
     test_fill(lost, BS, 4343);
-    g_assert_cmpint(append_batch(disk, good, SIZE - BS), ==,
+    g_assert_cmpint(test_append(disk, good, BS, SIZE - BS), ==,
                     CFS_APPEND_APPLIED);
-    g_assert_cmpint(append_batch(disk, lost, guest), ==, CFS_APPEND_FAILED);
+    g_assert_cmpint(test_append(disk, lost, BS, guest), ==, CFS_APPEND_FAILED);
     g_assert_true(disk->index_broken);
     g_assert_true(cfs_disk_close(disk, &err));
     g_assert_no_error(err);

@@ -16,17 +16,6 @@
 #define NBLOCKS 256
 #define SIZE ((uint64_t)NBLOCKS * BS)
 
-/* Prepare one batch of a single write and leave it in flight */
-static CfsAppend *prepare_one(CfsDisk *disk, const uint8_t *buf,
-                              uint64_t len, uint64_t offset, GError **errp)
-{
-    struct iovec iov = { (void *)buf, len };
-    CfsWrite w = { .offset = offset, .length = len, .iov = &iov,
-                   .iovcnt = 1 };
-
-    return cfs_append_prepare(disk, &w, 1, errp);
-}
-
 static CfsAppendState write_and_complete(CfsDisk *disk, CfsAppend *a)
 {
     return cfs_append_complete(disk, a, test_append_write(disk, a));
@@ -36,12 +25,8 @@ static CfsAppendState write_and_complete(CfsDisk *disk, CfsAppend *a)
 static void append_one(CfsDisk *disk, const uint8_t *buf, uint64_t len,
                        uint64_t offset)
 {
-    GError *err = NULL;
-    CfsAppend *a = prepare_one(disk, buf, len, offset, &err);
-
-    g_assert_no_error(err);
-    g_assert_cmpint(write_and_complete(disk, a), ==, CFS_APPEND_APPLIED);
-    cfs_append_free(a);
+    g_assert_cmpint(test_append(disk, buf, len, offset), ==,
+                    CFS_APPEND_APPLIED);
 }
 
 /*
@@ -112,7 +97,7 @@ static void test_frozen_record(void)
         append_one(disk, model + at, BS, at);
     }
     test_fill(lost, BS, 999);
-    a = prepare_one(disk, lost, BS, BS, &err);
+    a = test_prepare(disk, lost, BS, BS, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(cfs_append_header(a, disk, &header_at, &header), ==, BS);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
@@ -127,7 +112,7 @@ static void test_frozen_record(void)
     /* open again, and still full: the next batch freezes it anew */
     test_fill(buf, BS, 1000);
     memcpy(model + 3 * BS, buf, BS);
-    a = prepare_one(disk, buf, BS, 3 * BS, &err);
+    a = test_prepare(disk, buf, BS, 3 * BS, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(cfs_append_header(a, disk, &header_at, &header), ==, BS);
     g_assert_cmpint(write_and_complete(disk, a), ==, CFS_APPEND_APPLIED);
@@ -200,8 +185,8 @@ static void test_full_while_in_flight(void)
     disk = test_create_open(&t, SIZE, BS);
     for (;;) {
         test_fill(bufs[n], BS, n + 1);
-        a[n] = prepare_one(disk, bufs[n], BS, (uint64_t)(2 * n % NBLOCKS) * BS,
-                           &err);
+        a[n] = test_prepare(disk, bufs[n], BS,
+                            (uint64_t)(2 * n % NBLOCKS) * BS, &err);
         if (!a[n]) {
             break;
         }
@@ -240,7 +225,7 @@ static void test_failure_keeps_applied_batches(void)
     test_image_init(&t);
     disk = test_create_open(&t, SIZE, BS);
     append_one(disk, one, BS, 0);
-    a = prepare_one(disk, two, BS, BS, &err);
+    a = test_prepare(disk, two, BS, BS, &err);
     g_assert_no_error(err);
     g_assert_cmpint(cfs_append_complete(disk, a, -ENOSPC), ==,
                     CFS_APPEND_FAILED);
@@ -281,22 +266,22 @@ static void test_failure_waits_for_writes_in_flight(void)
     test_fill(three, BS, 3);
     test_image_init(&t);
     disk = test_create_open(&t, SIZE, BS);
-    a0 = prepare_one(disk, one, BS, 0, &err);
-    a1 = prepare_one(disk, two, BS, BS, &err);
+    a0 = test_prepare(disk, one, BS, 0, &err);
+    a1 = test_prepare(disk, two, BS, BS, &err);
     g_assert_no_error(err);
     first_at = cfs_append_offset(a0);
     g_assert_cmpint(cfs_append_complete(disk, a0, -EIO), ==,
                     CFS_APPEND_FAILED);
     g_assert_cmpint(cfs_append_state(a1), ==, CFS_APPEND_FAILED);
     /* a1's write is still running: no new batch yet */
-    g_assert_null(prepare_one(disk, three, BS, 2 * BS, &err));
+    g_assert_null(test_prepare(disk, three, BS, 2 * BS, &err));
     g_assert_error(err, CFS_ERROR, CFS_ERROR_IO);
     g_clear_error(&err);
     g_assert_cmpint(write_and_complete(disk, a1), ==, CFS_APPEND_FAILED);
     cfs_append_free(a0);
     cfs_append_free(a1);
     /* settled: the tail starts over where a0 would have gone */
-    a2 = prepare_one(disk, three, BS, 2 * BS, &err);
+    a2 = test_prepare(disk, three, BS, 2 * BS, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(cfs_append_offset(a2), ==, first_at);
     g_assert_cmpint(write_and_complete(disk, a2), ==, CFS_APPEND_APPLIED);
@@ -394,7 +379,7 @@ static void test_crash_and_cut(void)
         if (g_test_rand_int_range(0, 8) == 0) {
             memset(buf, 0, BS);     /* a ZERO extent in the batch */
         }
-        a = prepare_one(disk, buf, nblocks * BS, first * BS, &err);
+        a = test_prepare(disk, buf, nblocks * BS, first * BS, &err);
         g_assert_no_error(err);
         g_assert_cmpint(write_and_complete(disk, a), ==, CFS_APPEND_APPLIED);
         cfs_append_free(a);
@@ -442,7 +427,8 @@ static void test_crash_and_cut(void)
         g_assert_cmpuint(expect, >=, flushed_version);
         disk = test_open(&t, 0, CFS_VERSION_HEAD);
         g_assert_cmpuint(cfs_disk_version(disk), ==, expect);
-        test_assert_content(disk, g_array_index(sealed, Sealed, expect).content,
+        test_assert_content(disk,
+                            g_array_index(sealed, Sealed, expect).content,
                             SIZE);
         cfs_disk_free(disk);
     }
