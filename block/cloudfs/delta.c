@@ -8,7 +8,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <string.h>
-#include <xxhash.h>
+#include "hash.h"
 #include "internal.h"
 
 #define DELTA_CHUNK (1u << 20)

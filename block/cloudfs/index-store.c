@@ -7,7 +7,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <string.h>
-#include <xxhash.h>
+#include "hash.h"
 #include "index-node.h"
 
 /* 16 MiB of clean nodes: ~500k extents' leaves, all inner nodes of far

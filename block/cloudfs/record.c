@@ -7,7 +7,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <string.h>
-#include <xxhash.h>
+#include "hash.h"
 #include "internal.h"
 
 const char *cfs_record_type_name(uint16_t type)

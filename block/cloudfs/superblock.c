@@ -5,7 +5,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <string.h>
-#include <xxhash.h>
+#include "hash.h"
 #include "internal.h"
 
 static uint64_t superblock_checksum(const CfsSuperblock *sb)
