@@ -26,6 +26,13 @@
 #define CLOUDFS_MAX_BATCH       256
 /* Largest guest request; a batch stays below CFS_MAX_CHAIN_PAYLOAD */
 #define CLOUDFS_MAX_TRANSFER    (16 * MiB)
+/*
+ * The image file is grown ahead of the log by this much at a time
+ * (cloudfs_io_preallocate): a few fallocate() calls a second at full
+ * device speed, and at most this much unused space while the image is
+ * open (close trims it).
+ */
+#define CLOUDFS_PREALLOC_CHUNK  (64 * MiB)
 
 typedef struct CloudfsWriteReq {
     CfsWrite write;             /* iov points into the guest's qiov */
@@ -53,6 +60,8 @@ typedef struct BDRVCloudfsState {
     unsigned inflight;          /* batches between prepare and settle */
     unsigned quiescing;         /* flushes/resizes waiting for quiet */
     bool parent_checked;        /* the backing node is the recorded parent */
+    uint64_t file_end;          /* bs->file's length, as last seen */
+    bool no_prealloc;           /* bs->file cannot be preallocated */
 } BDRVCloudfsState;
 
 extern BlockDriver bdrv_cloudfs;
@@ -71,6 +80,9 @@ char *cloudfs_store_resolve(const char *store, const char *prefix,
 
 /* block/cloudfs-io.c: the core's CfsIO on a BdrvChild */
 void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs);
+/* Keep bs->file allocated well past log_end (call with s->lock held) */
+void coroutine_fn GRAPH_RDLOCK
+cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end);
 /* Turn a core error into an errno and an Error */
 int cloudfs_error(GError *gerr, Error **errp);
 

@@ -4,7 +4,8 @@
  * The core calls these for its metadata I/O (record headers, checkpoints,
  * the superblock), both from coroutines (the request paths) and from the
  * main loop (open, close, snapshot commands); the generated mixed wrappers
- * handle both.  Guest data never goes through here.
+ * handle both.  Guest data never goes through here; the driver also
+ * grows bs->file ahead of the log from here (cloudfs_io_preallocate).
  *
  * Copyright (c) 2026 The cloudfs authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -13,6 +14,7 @@
 #include "qapi/error.h"
 #include "block/block-io.h"
 #include "cloudfs-int.h"
+#include "trace.h"
 
 /*
  * The core runs under the caller's graph read lock (the request paths
@@ -84,6 +86,50 @@ void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs)
         .truncate = cloudfs_io_truncate,
         .size = cloudfs_io_size,
     };
+}
+
+/*
+ * The log only ever appends, and on ext4 and XFS a direct write past the
+ * end of the file takes the inode lock exclusively and completes
+ * synchronously: io_uring hands each such write to a worker thread and
+ * no two run at once.  A write into space fallocate() has already given
+ * the file is submitted inline and runs beside others (bench/analysis.rst
+ * has the measurements).  So the file is grown ahead of the log a chunk
+ * at a time; the space reads as zeros, which no record header is, and
+ * cfs_disk_close() trims what the log did not use.  A file that cannot
+ * be preallocated (not a regular file, no fallocate, ENOSPC) is simply
+ * extended by the writes as before.
+ */
+void coroutine_fn GRAPH_RDLOCK
+cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end)
+{
+    uint64_t want;
+    int64_t len;
+    int ret;
+
+    if (s->no_prealloc ||
+        log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
+        return;
+    }
+    len = bdrv_co_getlength(s->bs->file->bs);
+    if (len < 0) {
+        s->no_prealloc = true;
+        return;
+    }
+    s->file_end = len;
+    if (log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
+        return;
+    }
+    want = QEMU_ALIGN_UP(log_end + CLOUDFS_PREALLOC_CHUNK,
+                         CLOUDFS_PREALLOC_CHUNK);
+    ret = bdrv_co_truncate(s->bs->file, want, false, PREALLOC_MODE_FALLOC,
+                           0, NULL);
+    trace_cloudfs_preallocate(s->bs, want, ret);
+    if (ret < 0) {
+        s->no_prealloc = true;
+        return;
+    }
+    s->file_end = want;
 }
 
 int cloudfs_error(GError *gerr, Error **errp)

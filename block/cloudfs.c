@@ -251,6 +251,9 @@ static int GRAPH_RDLOCK cloudfs_inactivate(BlockDriverState *bs)
         error_report("cloudfs: %s", gerr->message);
         return -EIO;
     }
+    /* the destination finds no preallocated space to clear */
+    cfs_disk_trim(s->disk);
+    s->file_end = 0;
     return 0;
 }
 
@@ -273,6 +276,7 @@ cloudfs_co_invalidate_cache(BlockDriverState *bs, Error **errp)
     }
     cfs_disk_free(s->disk);
     s->disk = fresh;
+    s->file_end = 0;
     bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
     qemu_co_mutex_unlock(&s->lock);
 }
@@ -587,6 +591,8 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     s->inflight++;
     trace_cloudfs_append(bs, cfs_append_version(a), reqs->len,
                          cfs_append_offset(a));
+    /* before the write, so that it lands inside the file */
+    cloudfs_io_preallocate(s, cfs_disk_log_end(s->disk));
 
     /* the header buffer is the core's: take it while the lock is held */
     header.iov_len = cfs_append_header(a, s->disk, &header_at,
@@ -877,11 +883,14 @@ cloudfs_co_check(BlockDriverState *bs, BdrvCheckResult *result,
     for (guint i = 0; i < res.messages->len; i++) {
         fprintf(stderr, "%s\n", (char *)res.messages->pdata[i]);
     }
-    /* a torn tail is a leak: harmless bytes after the log */
+    /* a torn tail and unused preallocation are leaks: harmless bytes
+     * after the log */
     if (res.repaired) {
-        result->leaks_fixed += DIV_ROUND_UP(res.torn_bytes, block_size);
+        result->leaks_fixed += DIV_ROUND_UP(res.torn_bytes + res.unused_bytes,
+                                            block_size);
     } else {
-        result->leaks += DIV_ROUND_UP(res.torn_bytes, block_size);
+        result->leaks += DIV_ROUND_UP(res.torn_bytes + res.unused_bytes,
+                                      block_size);
     }
     result->corruptions += res.corruptions;
     result->image_end_offset = res.log_end;

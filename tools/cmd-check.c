@@ -70,6 +70,7 @@ static void print_text(const char *title, const CfsCheckResult *r)
     printf("log end: %" G_GUINT64_FORMAT "\n", r->log_end);
     printf("file size: %" G_GUINT64_FORMAT "\n", r->file_size);
     printf("torn bytes: %" G_GUINT64_FORMAT "\n", r->torn_bytes);
+    printf("unused bytes: %" G_GUINT64_FORMAT "\n", r->unused_bytes);
     printf("corruptions: %" G_GUINT64_FORMAT "\n", r->corruptions);
     printf("index corruptions: %" G_GUINT64_FORMAT "\n",
            r->index_corruptions);
@@ -91,6 +92,7 @@ static void add_result(JsonBuilder *b, const char *member,
         { "log-end", G_STRUCT_OFFSET(CfsCheckResult, log_end) },
         { "file-size", G_STRUCT_OFFSET(CfsCheckResult, file_size) },
         { "torn-bytes", G_STRUCT_OFFSET(CfsCheckResult, torn_bytes) },
+        { "unused-bytes", G_STRUCT_OFFSET(CfsCheckResult, unused_bytes) },
         { "corruptions", G_STRUCT_OFFSET(CfsCheckResult, corruptions) },
         { "index-corruptions",
           G_STRUCT_OFFSET(CfsCheckResult, index_corruptions) },
@@ -226,21 +228,25 @@ const CliCommand cli_cmd_check = {
         "  payload block and both checkpoints, then prints what it found\n"
         "  and a summary: valid records, head version, end of the valid\n"
         "  log, file size, torn bytes (after the valid log, as a crash\n"
-        "  during a write leaves), corruptions (blocks or checkpoints that\n"
-        "  fail their checksums), and the live, data and leaked bytes (data\n"
-        "  no kept version needs, for garbage collection to reclaim).\n"
+        "  during a write leaves), unused bytes (zeros at the end of the\n"
+        "  file: space a writer grew the file by ahead of the log and did\n"
+        "  not trim, because it did not close the image), corruptions\n"
+        "  (blocks or checkpoints that fail their checksums), and the live,\n"
+        "  data and leaked bytes (data no kept version needs, for garbage\n"
+        "  collection to reclaim).\n"
         "\n"
         "  The corruptions include damaged index nodes (the extent index\n"
         "  that checkpoints write), counted again as 'index corruptions'.\n"
         "\n"
         "  Without --repair the file is opened read-only.  With --repair a\n"
-        "  torn tail is cut off, bad checkpoint pointers are dropped, and a\n"
-        "  damaged index is rebuilt from the log into a new checkpoint;\n"
-        "  then the image is checked again and the second summary printed.\n"
+        "  torn tail and unused bytes are cut off, bad checkpoint pointers\n"
+        "  are dropped, and a damaged index is rebuilt from the log into a\n"
+        "  new checkpoint; then the image is checked again and the second\n"
+        "  summary printed.\n"
         "  Corrupt data blocks cannot be repaired: restore them from a\n"
         "  replica ('export-delta' / 'apply-delta').\n",
     .exit_status =
-        "  0  no problem found (leaked bytes are not a problem)\n"
+        "  0  no problem found (leaked and unused bytes are not problems)\n"
         "  1  problems found and not repaired (a corruption, or a torn tail\n"
         "     without --repair), or the check itself failed\n"
         "  2  usage error\n"

@@ -95,23 +95,12 @@ static bool compare_checkpoint(CfsDisk *disk, uint64_t offset, CfsState *st,
     return true;
 }
 
-/* Count block-aligned valid record headers after the end of the log: a
- * crash leaves at most a few, corruption of a header can leave many */
-static uint64_t count_orphans(CfsDisk *disk, uint64_t from, uint64_t size)
+/* Count valid record headers after the end of the log: a crash leaves
+ * at most a few, corruption of a header can leave many */
+static bool count_orphan(const CfsRecord *r, uint64_t at, void *opaque)
 {
-    uint64_t n = 0;
-
-    for (uint64_t at = from + disk->block_size; at < size;
-         at += disk->block_size) {
-        CfsRecord r;
-
-        if (cfs_record_read(&disk->io, &disk->sb, at, size, &r, NULL)) {
-            n++;
-            at += cfs_rec_total(&r) - disk->block_size;
-            cfs_record_clear(&r);
-        }
-    }
-    return n;
+    (*(uint64_t *)opaque)++;
+    return true;
 }
 
 typedef struct Range {
@@ -443,13 +432,23 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
         res->log_end = disk->valid_end;
         res->versions = disk->head.version;
     }
-    res->torn_bytes = res->file_size - res->log_end;
-    if (res->torn_bytes) {
-        uint64_t orphans = count_orphans(disk, res->log_end, file_size);
+    if (res->file_size > res->log_end) {
+        uint64_t orphans = 0;
+        uint64_t data_end = cfs_scan_tail(io, &disk->sb, res->log_end,
+                                          file_size, count_orphan, &orphans);
 
-        note(res, "log ends at offset %" G_GUINT64_FORMAT "; %" G_GUINT64_FORMAT
-             " bytes after it are not part of it (a torn write)",
-             res->log_end, res->torn_bytes);
+        res->torn_bytes = data_end - res->log_end;
+        res->unused_bytes = file_size - data_end;
+        if (res->torn_bytes) {
+            note(res, "log ends at offset %" G_GUINT64_FORMAT "; %"
+                 G_GUINT64_FORMAT " bytes after it are not part of it (a "
+                 "torn write)", res->log_end, res->torn_bytes);
+        }
+        if (res->unused_bytes) {
+            note(res, "the last %" G_GUINT64_FORMAT " bytes of the file are "
+                 "zeros the log did not reach (space grown ahead of it by a "
+                 "writer that did not close the image)", res->unused_bytes);
+        }
         if (orphans) {
             note(res, "%" G_GUINT64_FORMAT " valid record headers follow the "
                  "end of the log: history after it may have been cut by "
@@ -459,7 +458,8 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
     check_slots(disk, res, bad_slot);
     res->corruptions += bad_slot[0] + bad_slot[1];
 
-    if (repair && (res->torn_bytes || bad_slot[0] || bad_slot[1])) {
+    if (repair && (res->torn_bytes || res->unused_bytes || bad_slot[0] ||
+                   bad_slot[1])) {
         int ret = 0;
 
         for (int i = 0; i < 2; i++) {
@@ -468,7 +468,7 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
                 return false;
             }
         }
-        if (res->torn_bytes) {
+        if (res->torn_bytes || res->unused_bytes) {
             ret = io->truncate(io->opaque, res->log_end);
         }
         if (ret < 0) {
@@ -482,9 +482,9 @@ bool cfs_check(const CfsIO *io, bool repair, CfsCheckResult *res,
             return false;
         }
         res->repaired = true;
-        if (res->torn_bytes) {
+        if (res->torn_bytes || res->unused_bytes) {
             note(res, "repaired: cut %" G_GUINT64_FORMAT " bytes after the "
-                 "end of the log", res->torn_bytes);
+                 "end of the log", res->torn_bytes + res->unused_bytes);
         }
         if (bad_slot[0] || bad_slot[1]) {
             note(res, "repaired: cleared bad checkpoint slots");

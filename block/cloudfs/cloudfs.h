@@ -99,8 +99,16 @@ CfsDisk *cfs_disk_open(const CfsIO *io, unsigned flags, uint64_t version,
 /* Resolve a snapshot name or a version number (without the '@') */
 bool cfs_disk_resolve_version(CfsDisk *disk, const char *spec,
                               uint64_t *version, GError **errp);
-/* Writes a checkpoint if the log grew since the last one (RDWR only) */
+/* Writes a checkpoint if the log grew since the last one, and trims the
+ * file to the log's end (RDWR only) */
 bool cfs_disk_close(CfsDisk *disk, GError **errp);
+/*
+ * Cut the file at the log's end: what lies past it is not the log's (a
+ * writer preallocated it, or it is torn).  RDWR, with nothing in flight
+ * and the open record sealed; best effort, since bytes left there only
+ * cost the next writer a cleared header room (see docs/format.rst).
+ */
+void cfs_disk_trim(CfsDisk *disk);
 /* Free without writing anything (after an error, or for RO opens) */
 void cfs_disk_free(CfsDisk *disk);
 
@@ -354,7 +362,9 @@ typedef struct CfsCheckResult {
     uint64_t versions;          /* head version */
     uint64_t log_end;           /* end of the valid log */
     uint64_t file_size;
-    uint64_t torn_bytes;        /* bytes after the valid log */
+    uint64_t torn_bytes;        /* bytes after the valid log, up to... */
+    uint64_t unused_bytes;      /* ...the trailing zeros: space grown ahead
+                                 * of the log and not reached */
     uint64_t corruptions;       /* bad payload blocks, bad checkpoints */
     uint64_t live_bytes;        /* data bytes the head and tags reference */
     uint64_t data_bytes;        /* payload bytes in the log */

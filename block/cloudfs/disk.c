@@ -104,37 +104,46 @@ static bool load_newest_checkpoint(CfsDisk *disk, uint64_t *replay_from,
     return true;
 }
 
+typedef struct TailCheck {
+    CfsDisk *disk;
+    GError **errp;
+    bool damaged;
+} TailCheck;
+
+static bool flushed_beyond_tail(const CfsRecord *r, uint64_t at, void *opaque)
+{
+    TailCheck *t = opaque;
+    uint64_t durable = GUINT64_FROM_LE(cfs_rec_hdr(r)->durable_version);
+
+    if (durable > t->disk->head.version) {
+        g_set_error(t->errp, CFS_ERROR, CFS_ERROR_CORRUPT,
+                    "the log is damaged at offset %" G_GUINT64_FORMAT
+                    ": flushed versions up to %" G_GUINT64_FORMAT
+                    " lie beyond it; run 'cloudfs check'",
+                    t->disk->valid_end, durable);
+        t->damaged = true;
+        return false;
+    }
+    return true;
+}
+
 /*
- * After a crash the bytes past the log are torn or unflushed appends.  A
- * valid record there whose writer had already flushed a version past our
- * head means the log was cut by corruption, not by a crash: refuse to
- * open rather than silently lose flushed history.
+ * After a crash the bytes past the log are torn or unflushed appends, or
+ * zeros the block driver grew the file by ahead of the log.  A valid
+ * record there whose writer had already flushed a version past our head
+ * means the log was cut by corruption, not by a crash: refuse to open
+ * rather than silently lose flushed history.
  */
 static bool check_tail(CfsDisk *disk, GError **errp)
 {
     int64_t size = disk->io.size(disk->io.opaque);
+    TailCheck t = { .disk = disk, .errp = errp };
 
-    for (uint64_t at = disk->valid_end + disk->block_size;
-         size > 0 && at < (uint64_t)size; at += disk->block_size) {
-        CfsRecord r;
-        uint64_t durable;
-
-        if (!cfs_record_read(&disk->io, &disk->sb, at, size, &r, NULL)) {
-            continue;
-        }
-        durable = GUINT64_FROM_LE(cfs_rec_hdr(&r)->durable_version);
-        at += cfs_rec_total(&r) - disk->block_size;
-        cfs_record_clear(&r);
-        if (durable > disk->head.version) {
-            g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
-                        "the log is damaged at offset %" G_GUINT64_FORMAT
-                        ": flushed versions up to %" G_GUINT64_FORMAT
-                        " lie beyond it; run 'cloudfs check'",
-                        disk->valid_end, durable);
-            return false;
-        }
+    if (size > 0) {
+        cfs_scan_tail(&disk->io, &disk->sb, disk->valid_end, size,
+                      flushed_beyond_tail, &t);
     }
-    return true;
+    return !t.damaged;
 }
 
 /*
@@ -259,6 +268,28 @@ bool cfs_disk_resolve_version(CfsDisk *disk, const char *spec,
     return false;
 }
 
+/*
+ * Nothing past the log's end belongs to the log: space a writer grew the
+ * file by ahead of it (the block driver preallocates), or bytes of
+ * records that never became whole.  Left there, the next open would take
+ * them for stale bytes and clear each new record's header room first
+ * (see stale_end).  A failure only leaves that cost: it is not an error.
+ */
+void cfs_disk_trim(CfsDisk *disk)
+{
+    int64_t size = disk->io.size(disk->io.opaque);
+
+    if (!disk->writable || disk->poisoned || disk->open.offset ||
+        disk->frozen.offset || disk->unsettled ||
+        !g_queue_is_empty(&disk->inflight)) {
+        return;
+    }
+    if (size > (int64_t)disk->log_end &&
+        disk->io.truncate(disk->io.opaque, disk->log_end) == 0) {
+        disk->stale_end = disk->log_end;
+    }
+}
+
 bool cfs_disk_close(CfsDisk *disk, GError **errp)
 {
     bool ok = true;
@@ -269,6 +300,9 @@ bool cfs_disk_close(CfsDisk *disk, GError **errp)
         ok = cfs_disk_seal(disk, errp);
         if (ok && !disk->poisoned && disk->log_end > disk->ckpt_log_end) {
             ok = cfs_disk_checkpoint(disk, errp);
+        }
+        if (ok) {
+            cfs_disk_trim(disk);
         }
     }
     cfs_disk_free(disk);

@@ -103,6 +103,19 @@ bool cfs_record_load(const CfsSuperblock *sb, CfsFetchFn fetch,
 bool cfs_record_read(const CfsIO *io, const CfsSuperblock *sb,
                      uint64_t offset, uint64_t file_size, CfsRecord *r,
                      GError **errp);
+/*
+ * Look at what lies past the end of a log, [from, size): every valid
+ * record that starts on a block boundary after from is passed to fn and
+ * skipped whole, until fn returns false.  Returns the end of the last
+ * block that is not all zeros (from if there is none, and where the scan
+ * stopped if fn stopped it): what follows is space grown ahead of the log
+ * and never written.  Reads a MiB at a time.
+ */
+typedef bool (*CfsTailRecordFn)(const CfsRecord *r, uint64_t at,
+                                void *opaque);
+uint64_t cfs_scan_tail(const CfsIO *io, const CfsSuperblock *sb,
+                       uint64_t from, uint64_t size, CfsTailRecordFn fn,
+                       void *opaque);
 /* Verify payload blocks [first, first+n) held in iov against r */
 bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
                               uint32_t first, const struct iovec *iov,

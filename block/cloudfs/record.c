@@ -384,3 +384,59 @@ bool cfs_record_verify_payload(const CfsIO *io, const CfsRecord *r,
     cfs_free_aligned(buf);
     return ok;
 }
+
+/* Bytes past the log that cfs_scan_tail() reads at once */
+#define TAIL_SCAN_CHUNK         (1u << 20)
+
+/* Could the block at buf start a record?  (Unreadable: maybe.) */
+static bool may_be_record(const uint8_t *buf, size_t len, bool readable)
+{
+    const CfsRecordHeader *h = (const CfsRecordHeader *)buf;
+
+    return !readable || (len >= sizeof(*h) &&
+                         GUINT32_FROM_LE(h->magic) == CFS_RECORD_MAGIC);
+}
+
+uint64_t cfs_scan_tail(const CfsIO *io, const CfsSuperblock *sb,
+                       uint64_t from, uint64_t size, CfsTailRecordFn fn,
+                       void *opaque)
+{
+    uint32_t bs = GUINT32_FROM_LE(sb->block_size);
+    size_t chunk = MAX(TAIL_SCAN_CHUNK, bs);
+    uint8_t *buf = cfs_alloc_aligned(chunk);
+    uint64_t data_end = from, at = from;
+
+    while (at < size) {
+        size_t len = MIN(chunk, size - at);
+        /* an unreadable chunk counts as data, its blocks as maybe records */
+        bool readable = io->pread(io->opaque, buf, len, at) == 0;
+        uint64_t next = at + len;
+
+        for (size_t b = 0; b < len; b += bs) {
+            size_t n = MIN(bs, len - b);
+            CfsRecord r;
+            bool go_on;
+
+            if (readable && cfs_is_zero(buf + b, n)) {
+                continue;
+            }
+            data_end = at + b + n;
+            if (at + b == from || !may_be_record(buf + b, n, readable) ||
+                !cfs_record_read(io, sb, at + b, size, &r, NULL)) {
+                continue;
+            }
+            next = at + b + cfs_rec_total(&r);
+            data_end = MIN(next, size);
+            go_on = fn(&r, at + b, opaque);
+            cfs_record_clear(&r);
+            if (!go_on) {
+                cfs_free_aligned(buf);
+                return data_end;
+            }
+            break;
+        }
+        at = next;
+    }
+    cfs_free_aligned(buf);
+    return data_end;
+}
