@@ -29,8 +29,8 @@
 /*
  * The image file is grown ahead of the log by this much at a time
  * (cloudfs_io_preallocate): a few fallocate() calls a second at full
- * device speed, and at most this much unused space while the image is
- * open (close trims it).
+ * device speed; while the image is open the file is then 32 MiB to twice
+ * this longer than the log (close trims it).
  */
 #define CLOUDFS_PREALLOC_CHUNK  (64 * MiB)
 
@@ -61,7 +61,8 @@ typedef struct BDRVCloudfsState {
     unsigned quiescing;         /* flushes/resizes waiting for quiet */
     bool parent_checked;        /* the backing node is the recorded parent */
     uint64_t file_end;          /* bs->file's length, as last seen */
-    bool no_prealloc;           /* bs->file cannot be preallocated */
+    bool no_prealloc;           /* bs->file could not be grown ahead of
+                                 * the log: not again until reopened */
 } BDRVCloudfsState;
 
 extern BlockDriver bdrv_cloudfs;

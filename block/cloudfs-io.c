@@ -96,9 +96,14 @@ void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs)
  * the file is submitted inline and runs beside others (bench/analysis.rst
  * has the measurements).  So the file is grown ahead of the log a chunk
  * at a time; the space reads as zeros, which no record header is, and
- * cfs_disk_close() trims what the log did not use.  A file that cannot
- * be preallocated (not a regular file, no fallocate, ENOSPC) is simply
- * extended by the writes as before.
+ * cfs_disk_close() trims what the log did not use.
+ *
+ * The growth is a write of zeros with BDRV_REQ_NO_FALLBACK: file-posix
+ * does it with fallocate() (FALLOC_FL_ZERO_RANGE, or mode 0 past the
+ * end), and where that is not supported it fails instead of writing the
+ * zeros (as posix_fallocate() would, a byte per block).  A file that
+ * cannot be grown that way (no fallocate, not a regular file, ENOSPC) is
+ * extended by the appends themselves, as without this.
  */
 void coroutine_fn GRAPH_RDLOCK
 cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end)
@@ -122,8 +127,8 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end)
     }
     want = QEMU_ALIGN_UP(log_end + CLOUDFS_PREALLOC_CHUNK,
                          CLOUDFS_PREALLOC_CHUNK);
-    ret = bdrv_co_truncate(s->bs->file, want, false, PREALLOC_MODE_FALLOC,
-                           0, NULL);
+    ret = bdrv_co_pwrite_zeroes(s->bs->file, s->file_end, want - s->file_end,
+                                BDRV_REQ_NO_FALLBACK);
     trace_cloudfs_preallocate(s->bs, want, ret);
     if (ret < 0) {
         s->no_prealloc = true;

@@ -201,10 +201,12 @@ static int cloudfs_reopen_prepare(BDRVReopenState *state,
         return -EACCES;
     }
     if (!want_rw) {
-        /* leave a checkpoint behind while the file is still writable */
+        /* leave a checkpoint behind while the file is still writable, and
+         * give back the space grown ahead of the log */
         if (!cfs_disk_checkpoint(s->disk, &gerr)) {
             return cloudfs_error(g_steal_pointer(&gerr), errp);
         }
+        cfs_disk_trim(s->disk);
     }
     disk = cfs_disk_open(&s->io, want_rw ? CFS_OPEN_RDWR : CFS_OPEN_SHARED,
                          CFS_VERSION_HEAD, &gerr);
@@ -223,6 +225,8 @@ static void cloudfs_reopen_commit(BDRVReopenState *state)
         cfs_disk_free(s->disk);
         s->disk = state->opaque;
         state->opaque = NULL;
+        s->file_end = 0;
+        s->no_prealloc = false;
     }
 }
 
@@ -257,27 +261,39 @@ static int GRAPH_RDLOCK cloudfs_inactivate(BlockDriverState *bs)
     return 0;
 }
 
-static void coroutine_fn GRAPH_RDLOCK
-cloudfs_co_invalidate_cache(BlockDriverState *bs, Error **errp)
+/*
+ * Open the core disk again, the same way, from what the file holds now
+ * (someone else wrote it: a migration source, a repair).  Called with
+ * s->lock held and nothing in flight.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_reload(BlockDriverState *bs, Error **errp)
 {
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
     unsigned flags = cfs_disk_read_only(s->disk) ? 0 : CFS_OPEN_RDWR;
     uint64_t version = cfs_disk_historical(s->disk) ?
                        cfs_disk_version(s->disk) : CFS_VERSION_HEAD;
-    CfsDisk *fresh;
+    CfsDisk *fresh = cfs_disk_open(&s->io, flags, version, &gerr);
 
-    qemu_co_mutex_lock(&s->lock);
-    fresh = cfs_disk_open(&s->io, flags, version, &gerr);
     if (!fresh) {
-        qemu_co_mutex_unlock(&s->lock);
-        cloudfs_error(g_steal_pointer(&gerr), errp);
-        return;
+        return cloudfs_error(g_steal_pointer(&gerr), errp);
     }
     cfs_disk_free(s->disk);
     s->disk = fresh;
     s->file_end = 0;
+    s->no_prealloc = false;
     bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
+    return 0;
+}
+
+static void coroutine_fn GRAPH_RDLOCK
+cloudfs_co_invalidate_cache(BlockDriverState *bs, Error **errp)
+{
+    BDRVCloudfsState *s = bs->opaque;
+
+    qemu_co_mutex_lock(&s->lock);
+    cloudfs_reload(bs, errp);
     qemu_co_mutex_unlock(&s->lock);
 }
 
@@ -871,6 +887,7 @@ cloudfs_co_check(BlockDriverState *bs, BdrvCheckResult *result,
 {
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
+    Error *local_err = NULL;
     CfsCheckResult res;
     bool repair = fix & (BDRV_FIX_LEAKS | BDRV_FIX_ERRORS);
     uint32_t block_size = cfs_disk_block_size(s->disk);
@@ -886,6 +903,18 @@ cloudfs_co_check(BlockDriverState *bs, BdrvCheckResult *result,
         cloudfs_unquiesce(s);
         result->check_errors++;
         error_report("cloudfs: %s", gerr->message);
+        return -EIO;
+    }
+    /*
+     * A repair rewrote the file behind our disk (a new checkpoint, a cut
+     * tail): continuing from the old state would append over it, or trim
+     * it away at close.
+     */
+    if (res.repaired && cloudfs_reload(bs, &local_err) < 0) {
+        cloudfs_unquiesce(s);
+        result->check_errors++;
+        error_report_err(local_err);
+        cfs_check_result_clear(&res);
         return -EIO;
     }
     cloudfs_unquiesce(s);

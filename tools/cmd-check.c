@@ -24,8 +24,8 @@ static gboolean opt_json;
 
 static const GOptionEntry check_options[] = {
     { "repair", 'r', 0, G_OPTION_ARG_NONE, &opt_repair,
-      "Cut a torn tail, drop bad checkpoint pointers, rebuild a damaged "
-      "index", NULL },
+      "Cut a torn tail and unused bytes, drop bad checkpoint pointers, "
+      "rebuild a damaged index", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json,
       "Print one JSON object instead of text", NULL },
     { NULL }
@@ -250,7 +250,8 @@ const CliCommand cli_cmd_check = {
         "  1  problems found and not repaired (a corruption, or a torn tail\n"
         "     without --repair), or the check itself failed\n"
         "  2  usage error\n"
-        "  3  --repair found problems and repaired all of them\n",
+        "  3  --repair found problems and repaired all of them (also when\n"
+        "     it only cut unused bytes)\n",
     .examples =
         "  cloudfs check vm.cfs\n"
         "  cloudfs check --repair vm.cfs\n"

@@ -129,7 +129,8 @@ static bool flushed_beyond_tail(const CfsRecord *r, uint64_t at, void *opaque)
 
 /*
  * After a crash the bytes past the log are torn or unflushed appends, or
- * zeros the block driver grew the file by ahead of the log.  A valid
+ * zeros the block driver grew the file by ahead of the log (where
+ * stale_end then ends).  A valid
  * record there whose writer had already flushed a version past our head
  * means the log was cut by corruption, not by a crash: refuse to open
  * rather than silently lose flushed history.
@@ -138,12 +139,20 @@ static bool check_tail(CfsDisk *disk, GError **errp)
 {
     int64_t size = disk->io.size(disk->io.opaque);
     TailCheck t = { .disk = disk, .errp = errp };
+    uint64_t data_end;
 
-    if (size > 0) {
-        cfs_scan_tail(&disk->io, &disk->sb, disk->valid_end, size,
-                      flushed_beyond_tail, &t);
+    if (size <= (int64_t)disk->valid_end) {
+        return true;
     }
-    return !t.damaged;
+    data_end = cfs_scan_tail(&disk->io, &disk->sb, disk->valid_end, size,
+                             flushed_beyond_tail, &t);
+    if (t.damaged) {
+        return false;
+    }
+    /* the zeros after the last bytes written cannot pass for a header:
+     * a new record there needs no cleared room */
+    disk->stale_end = data_end;
+    return true;
 }
 
 /*
@@ -286,7 +295,9 @@ void cfs_disk_trim(CfsDisk *disk)
     }
     if (size > (int64_t)disk->log_end &&
         disk->io.truncate(disk->io.opaque, disk->log_end) == 0) {
-        disk->stale_end = disk->log_end;
+        /* what a device that cannot shrink still holds stays stale */
+        disk->stale_end = MAX((int64_t)disk->log_end,
+                              disk->io.size(disk->io.opaque));
     }
 }
 

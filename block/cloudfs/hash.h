@@ -16,10 +16,13 @@
  * verified on read, so the difference is the CPU cost of a write: about
  * 4.6 GB/s against 25 GB/s for 4 KiB blocks on an AVX-512 machine
  * (docs/performance.rst).  The header maps XXH3_64bits* to the dispatch
- * functions; the hash values are identical.
+ * functions; the hash values are identical.  (Debian's libxxhash ships
+ * the header and the functions together.)
  */
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<xxh_x86dispatch.h>)
 #include <xxh_x86dispatch.h>
+#endif
 #endif
 
 #endif
