@@ -147,6 +147,12 @@ static int cloudfs_store_open(BlockDriverState *bs, QDict *options, int flags,
         goto out;
     }
     pstrcpy(bs->exact_filename, sizeof(bs->exact_filename), path);
+    /* zero writes pass through: the format grows the file ahead of its
+     * log with BDRV_REQ_NO_FALLBACK (block/cloudfs-io.c) */
+    bdrv_graph_rdlock_main_loop();
+    bs->supported_zero_flags = bs->file->bs->supported_zero_flags &
+                               (BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK);
+    bdrv_graph_rdunlock_main_loop();
 out:
     qemu_opts_del(opts);
     return ret;
