@@ -91,6 +91,21 @@ void test_assert_content(CfsDisk *disk, const uint8_t *expect, uint64_t len)
     g_assert_true(memcmp(got, expect, len) == 0);
 }
 
+void test_assert_range(CfsDisk *disk, uint64_t offset, uint64_t len,
+                       const void *expect)
+{
+    g_autofree uint8_t *got = g_malloc(len);
+    GError *err = NULL;
+
+    g_assert_true(cfs_disk_pread(disk, got, len, offset, &err));
+    g_assert_no_error(err);
+    if (expect) {
+        g_assert_true(memcmp(got, expect, len) == 0);
+    } else {
+        g_assert_true(cfs_is_zero(got, len));
+    }
+}
+
 void test_copy_file(const char *from, const char *to)
 {
     g_autofree char *data = NULL;

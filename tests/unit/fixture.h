@@ -39,6 +39,9 @@ void test_fill(void *buf, size_t len, uint32_t seed);
 /* Whole-disk content read back through the core */
 uint8_t *test_read_all(CfsDisk *disk);
 void test_assert_content(CfsDisk *disk, const uint8_t *expect, uint64_t len);
+/* [offset, offset + len) reads back as expect (NULL: as zeros) */
+void test_assert_range(CfsDisk *disk, uint64_t offset, uint64_t len,
+                       const void *expect);
 void test_copy_file(const char *from, const char *to);
 uint64_t test_file_size(TestImage *t);
 

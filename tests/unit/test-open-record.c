@@ -61,13 +61,7 @@ static void test_header_room_full(void)
     disk = test_open(&t, 0, CFS_VERSION_HEAD);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
     g_assert_cmpuint(cfs_disk_extent_count(disk), >=, 128);
-    {
-        uint8_t back[BS];
-        GError *err = NULL;
-
-        g_assert_true(cfs_disk_pread(disk, back, BS, 3 * BS, &err));
-        g_assert_true(cfs_is_zero(back, BS));
-    }
+    test_assert_range(disk, 3 * BS, BS, NULL);
     cfs_disk_free(disk);
     test_image_cleanup(&t);
 }
@@ -83,7 +77,7 @@ static void test_frozen_record(void)
     CfsDisk *disk;
     GError *err = NULL;
     static uint8_t model[SIZE];
-    uint8_t buf[BS], lost[BS], back[BS];
+    uint8_t buf[BS], lost[BS];
     CfsAppend *a;
     uint64_t header_at;
     const void *header;
@@ -102,8 +96,7 @@ static void test_frozen_record(void)
     g_assert_cmpuint(cfs_append_header(a, disk, &header_at, &header), ==, BS);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
     /* the full record's header is not in the file yet: reads go on */
-    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
-    g_assert_true(memcmp(back, model + 2 * BS, BS) == 0);
+    test_assert_range(disk, 2 * BS, BS, model + 2 * BS);
     g_assert_cmpint(cfs_append_complete(disk, a, -EIO), ==,
                     CFS_APPEND_FAILED);
     cfs_append_free(a);
@@ -216,7 +209,7 @@ static void test_failure_keeps_applied_batches(void)
     TestImage t;
     CfsDisk *disk;
     GError *err = NULL;
-    uint8_t one[BS], two[BS], three[BS], back[BS];
+    uint8_t one[BS], two[BS], three[BS];
     CfsAppend *a;
 
     test_fill(one, BS, 1);
@@ -237,12 +230,9 @@ static void test_failure_keeps_applied_batches(void)
     cfs_disk_free(disk);
 
     disk = test_open(&t, 0, CFS_VERSION_HEAD);
-    g_assert_true(cfs_disk_pread(disk, back, BS, 0, &err));
-    g_assert_true(memcmp(back, one, BS) == 0);
-    g_assert_true(cfs_disk_pread(disk, back, BS, BS, &err));
-    g_assert_true(cfs_is_zero(back, BS));
-    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
-    g_assert_true(memcmp(back, three, BS) == 0);
+    test_assert_range(disk, 0, BS, one);
+    test_assert_range(disk, BS, BS, NULL);
+    test_assert_range(disk, 2 * BS, BS, three);
     cfs_disk_free(disk);
     test_image_cleanup(&t);
 }
@@ -257,7 +247,7 @@ static void test_failure_waits_for_writes_in_flight(void)
     TestImage t;
     CfsDisk *disk;
     GError *err = NULL;
-    uint8_t one[BS], two[BS], three[BS], back[BS];
+    uint8_t one[BS], two[BS], three[BS];
     CfsAppend *a0, *a1, *a2;
     uint64_t first_at;
 
@@ -290,10 +280,8 @@ static void test_failure_waits_for_writes_in_flight(void)
 
     disk = test_open(&t, 0, CFS_VERSION_HEAD);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
-    g_assert_true(cfs_disk_pread(disk, back, BS, BS, &err));
-    g_assert_true(cfs_is_zero(back, BS));
-    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
-    g_assert_true(memcmp(back, three, BS) == 0);
+    test_assert_range(disk, BS, BS, NULL);
+    test_assert_range(disk, 2 * BS, BS, three);
     cfs_disk_free(disk);
     test_image_cleanup(&t);
 }

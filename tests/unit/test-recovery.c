@@ -200,10 +200,8 @@ static void test_rot_after_flush(void)
     g_assert_false(cfs_disk_pread(disk, back, BS, BS, &err));
     g_assert_error(err, CFS_ERROR, CFS_ERROR_CORRUPT);
     g_clear_error(&err);
-    g_assert_true(cfs_disk_pread(disk, back, BS, 0, &err));
-    g_assert_true(memcmp(back, buf, BS) == 0);
-    g_assert_true(cfs_disk_pread(disk, back, BS, 2 * BS, &err));
-    g_assert_true(memcmp(back, buf + 2 * BS, BS) == 0);
+    test_assert_range(disk, 0, BS, buf);
+    test_assert_range(disk, 2 * BS, BS, buf + 2 * BS);
     cfs_disk_free(disk);
     test_image_cleanup(&t);
 }
@@ -237,8 +235,7 @@ static void test_rot_vouched_later(void)
     g_assert_false(cfs_disk_pread(disk, back, BS, 0, &err));
     g_assert_error(err, CFS_ERROR, CFS_ERROR_CORRUPT);
     g_clear_error(&err);
-    g_assert_true(cfs_disk_pread(disk, back, BS, BS, &err));
-    g_assert_true(memcmp(back, b, BS) == 0);
+    test_assert_range(disk, BS, BS, b);
     cfs_disk_free(disk);
     test_image_cleanup(&t);
 }
