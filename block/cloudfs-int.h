@@ -14,13 +14,18 @@
 #include "cloudfs/cloudfs.h"
 
 /*
- * Appends whose data write may be in flight at once.  One is best,
- * measured (bench/analysis.rst): while it is in flight every new request
- * queues, so the next append carries all of them in one record; with four
- * in flight the batches were small (write amplification 1.41 instead of
- * 1.13 at QD32, and 32k instead of 45k IOPS).
+ * Appends whose data write may be in flight at once, and the payload
+ * queued behind them that lets a second one start (cloudfs_may_lead).
+ * Small writes do best with one in flight: every request that arrives
+ * meanwhile queues, and the next append carries all of them (4 KiB
+ * random writes at QD32: 51k-58k IOPS with one, 26k-28k with two or
+ * four).  Big writes gain nothing from waiting, and a log written one
+ * append at a time leaves the daemon idle between them (1 MiB sequential
+ * writes at QD4: 0.86x raw with one, 0.89x-0.95x when a megabyte in queue
+ * may start another; bench/analysis.rst).
  */
-#define CLOUDFS_MAX_INFLIGHT    1
+#define CLOUDFS_MAX_INFLIGHT    4
+#define CLOUDFS_PARALLEL_BYTES  (1 * MiB)
 /* Requests in one batch: keeps its record header small (zero writes and
  * discards carry no payload, so the payload bound does not cap them) */
 #define CLOUDFS_MAX_BATCH       256
@@ -58,6 +63,7 @@ typedef struct BDRVCloudfsState {
     QSIMPLEQ_HEAD(, CloudfsWriteReq) queue;     /* waiting for a batch */
     CoQueue batch_done;         /* queued writers wait here */
     unsigned inflight;          /* batches between prepare and settle */
+    uint64_t queued_bytes;      /* payload of the requests in queue */
     unsigned quiescing;         /* flushes/resizes waiting for quiet */
     bool parent_checked;        /* the backing node is the recorded parent */
     uint64_t file_end;          /* bs->file's length, as last seen */
@@ -81,9 +87,12 @@ char *cloudfs_store_resolve(const char *store, const char *prefix,
 
 /* block/cloudfs-io.c: the core's CfsIO on a BdrvChild */
 void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs);
-/* Keep bs->file allocated well past log_end (call with s->lock held) */
+/*
+ * Keep bs->file allocated well past log_end (call with s->lock held).
+ * The zeros go from no lower than from: appends in flight lie below it.
+ */
 void coroutine_fn GRAPH_RDLOCK
-cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end);
+cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end);
 /* Turn a core error into an errno and an Error */
 int cloudfs_error(GError *gerr, Error **errp);
 

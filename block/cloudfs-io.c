@@ -104,11 +104,16 @@ void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs)
  * zeros (as posix_fallocate() would, a byte per block).  A file that
  * cannot be grown that way (no fallocate, not a regular file, ENOSPC) is
  * extended by the appends themselves, as without this.
+ *
+ * The zeros must not land on an append still in flight (fallocate() could
+ * zero blocks after its write put data there): they start no lower than
+ * from, the log end before the batch that calls this, below which every
+ * append in flight lies.  That batch writes only after this returns.
  */
 void coroutine_fn GRAPH_RDLOCK
-cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end)
+cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
 {
-    uint64_t want;
+    uint64_t want, start;
     int64_t len;
     int ret;
 
@@ -127,7 +132,8 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t log_end)
     }
     want = QEMU_ALIGN_UP(log_end + CLOUDFS_PREALLOC_CHUNK,
                          CLOUDFS_PREALLOC_CHUNK);
-    ret = bdrv_co_pwrite_zeroes(s->bs->file, s->file_end, want - s->file_end,
+    start = MAX(s->file_end, from);
+    ret = bdrv_co_pwrite_zeroes(s->bs->file, start, want - start,
                                 BDRV_REQ_NO_FALLBACK);
     trace_cloudfs_preallocate(s->bs, want, ret);
     if (ret < 0) {

@@ -568,7 +568,7 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GArray) writes = g_array_new(FALSE, FALSE, sizeof(CfsWrite));
     g_autoptr(GPtrArray) reqs = g_ptr_array_new();
-    uint64_t payload = 0, header_at = 0;
+    uint64_t payload = 0, header_at = 0, log_end_before;
     struct iovec header = { 0 };
     CfsAppendState state;
     CfsAppend *a;
@@ -583,11 +583,13 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
             break;
         }
         QSIMPLEQ_REMOVE_HEAD(&s->queue, next);
+        s->queued_bytes -= req->write.iov ? req->write.length : 0;
         req->taken = true;
         payload += req->write.iov ? req->write.length : 0;
         g_array_append_val(writes, req->write);
         g_ptr_array_add(reqs, req);
     }
+    log_end_before = cfs_disk_log_end(s->disk);
     a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data, writes->len,
                            &gerr);
     while (!a && g_error_matches(gerr, CFS_ERROR, CFS_ERROR_BUSY)) {
@@ -596,6 +598,7 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
         while (s->inflight > 0) {
             qemu_co_queue_wait(&s->batch_done, &s->lock);
         }
+        log_end_before = cfs_disk_log_end(s->disk);
         a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data,
                                writes->len, &gerr);
     }
@@ -606,17 +609,18 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     }
     s->inflight++;
     trace_cloudfs_append(bs, cfs_append_version(a), reqs->len,
-                         cfs_append_offset(a));
+                         cfs_append_offset(a), s->inflight);
     /*
      * Grow the file ahead of the log once requests queue up behind one
-     * another, before the write, so that it lands inside the file.  With
+     * another or run beside one another, before the write, so that it
+     * lands inside the file.  With
      * one request at a time nothing could run beside it, and a write into
      * preallocated space completes later (the file system converts the
      * extent it lands in), so there it is left to extend the file
      * (bench/analysis.rst).
      */
-    if (reqs->len > 1) {
-        cloudfs_io_preallocate(s, cfs_disk_log_end(s->disk));
+    if (reqs->len > 1 || s->inflight > 1) {
+        cloudfs_io_preallocate(s, log_end_before, cfs_disk_log_end(s->disk));
     }
 
     /* the header buffer is the core's: take it while the lock is held */
@@ -659,6 +663,23 @@ out:
     qemu_co_queue_restart_all(&s->batch_done);
 }
 
+/*
+ * May a writer lead a batch now?  When no batch is in flight, always.
+ * While one is, small requests wait for it, so that the next batch
+ * carries all of them; big ones start a batch of their own beside it,
+ * as they gain nothing from waiting and the device gets several writes
+ * at once (CLOUDFS_PARALLEL_BYTES).
+ */
+static bool cloudfs_may_lead(BDRVCloudfsState *s)
+{
+    if (s->quiescing) {
+        return false;
+    }
+    return s->inflight == 0 ||
+           (s->inflight < CLOUDFS_MAX_INFLIGHT &&
+            s->queued_bytes >= CLOUDFS_PARALLEL_BYTES);
+}
+
 static int coroutine_fn GRAPH_RDLOCK
 cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
                  QEMUIOVector *qiov, size_t qiov_offset)
@@ -677,14 +698,14 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     }
     qemu_co_mutex_lock(&s->lock);
     QSIMPLEQ_INSERT_TAIL(&s->queue, &req, next);
+    s->queued_bytes += qiov ? bytes : 0;
     /*
      * Whoever finds a free append slot leads a batch of everything queued
      * so far; the others wait.  While appends are in flight requests pile
      * up, so the next batch carries many of them in one log write.
      */
     while (!req.done) {
-        if (!req.taken && s->inflight < CLOUDFS_MAX_INFLIGHT &&
-            !s->quiescing) {
+        if (!req.taken && cloudfs_may_lead(s)) {
             cloudfs_lead_batch(bs);
         } else {
             qemu_co_queue_wait(&s->batch_done, &s->lock);
