@@ -24,6 +24,19 @@ def ratio(a, b):
     return "%.2f" % (a / b) if a is not None and b else "n/a"
 
 
+def paired(a, b, key):
+    """Median ratio, and its range over the rounds: the formats take turns
+    within a round (bench/run.py), so round i of one pairs with round i of
+    the other."""
+    if not a or not b:
+        return "n/a"
+    text = ratio(median(a, key), median(b, key))
+    pairs = [x[key] / y[key] for x, y in zip(a, b) if y[key]]
+    if len(a) == len(b) and len(pairs) > 1:
+        text += " (%.2f-%.2f)" % (min(pairs), max(pairs))
+    return text
+
+
 def table(title, rows, header):
     out = [title, "~" * len(title), "", ".. list-table::", "   :header-rows: 1",
            ""]
@@ -73,7 +86,10 @@ def write(report, top):
         "NBD on a Unix socket, driven by fio's ``nbd`` engine.  Every figure",
         "is the median of the repetitions; the ratios are cloudfs's figure",
         "over qcow2's and over raw's (above 1 is better for IOPS and MB/s,",
-        "below 1 is better for times and memory).  Reproduce with",
+        "below 1 is better for times and memory).  The formats take turns",
+        "within each round of a test, and the range after a ratio is that",
+        "of round-by-round ratios: how far the machine's noise moved it.",
+        "Reproduce with",
         "``make bench`` (``bench/run.py --doc``).",
         "",
     ]
@@ -86,11 +102,12 @@ def write(report, top):
             continue
         sample = by_fmt["cloudfs"][0]
         if isinstance(sample, dict):
-            c = median(by_fmt["cloudfs"], "iops")
-            q = median(by_fmt.get("qcow2", []), "iops") if "qcow2" in by_fmt else None
-            r = median(by_fmt.get("raw", []), "iops") if "raw" in by_fmt else None
-            rows.append([name + " (IOPS)", fmt_num(c), fmt_num(q), fmt_num(r),
-                         ratio(c, q), ratio(c, r)])
+            cl, qc, rw = (by_fmt.get(f, []) for f in ("cloudfs", "qcow2",
+                                                       "raw"))
+            rows.append([name + " (IOPS)"] +
+                        [fmt_num(median(x, "iops") if x else None)
+                         for x in (cl, qc, rw)] +
+                        [paired(cl, qc, "iops"), paired(cl, rw, "iops")])
     lines += table("I/O through NBD", rows,
                    ["test", "cloudfs", "qcow2", "raw", "cloudfs/qcow2",
                     "cloudfs/raw"])
