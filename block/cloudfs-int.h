@@ -67,8 +67,9 @@ typedef struct BDRVCloudfsState {
     unsigned quiescing;         /* flushes/resizes waiting for quiet */
     bool parent_checked;        /* the backing node is the recorded parent */
     uint64_t file_end;          /* bs->file's length, as last seen */
-    bool no_prealloc;           /* bs->file could not be grown ahead of
-                                 * the log: not again until reopened */
+    uint64_t prealloc_retry_at; /* bs->file could not be grown ahead of
+                                 * the log: not again before the log
+                                 * reaches this offset */
 } BDRVCloudfsState;
 
 extern BlockDriver bdrv_cloudfs;

@@ -103,7 +103,8 @@ void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs)
  * end), and where that is not supported it fails instead of writing the
  * zeros (as posix_fallocate() would, a byte per block).  A file that
  * cannot be grown that way (no fallocate, not a regular file, ENOSPC) is
- * extended by the appends themselves, as without this.
+ * extended by the appends themselves, as without this; the growth is
+ * tried again once the log has gone another chunk further.
  *
  * The zeros must not land on an append still in flight (fallocate() could
  * zero blocks after its write put data there): they start no lower than
@@ -117,13 +118,13 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
     int64_t len;
     int ret;
 
-    if (s->no_prealloc ||
+    if (log_end < s->prealloc_retry_at ||
         log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
         return;
     }
     len = bdrv_co_getlength(s->bs->file->bs);
     if (len < 0) {
-        s->no_prealloc = true;
+        s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
         return;
     }
     s->file_end = len;
@@ -137,7 +138,8 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
                                 BDRV_REQ_NO_FALLBACK);
     trace_cloudfs_preallocate(s->bs, want, ret);
     if (ret < 0) {
-        s->no_prealloc = true;
+        /* not again for a while: a full disk may get room again */
+        s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
         return;
     }
     s->file_end = want;

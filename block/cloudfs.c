@@ -226,7 +226,7 @@ static void cloudfs_reopen_commit(BDRVReopenState *state)
         s->disk = state->opaque;
         state->opaque = NULL;
         s->file_end = 0;
-        s->no_prealloc = false;
+        s->prealloc_retry_at = 0;
     }
 }
 
@@ -282,7 +282,7 @@ cloudfs_reload(BlockDriverState *bs, Error **errp)
     cfs_disk_free(s->disk);
     s->disk = fresh;
     s->file_end = 0;
-    s->no_prealloc = false;
+    s->prealloc_retry_at = 0;
     bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
     return 0;
 }
