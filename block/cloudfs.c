@@ -560,9 +560,12 @@ cloudfs_write_append(BlockDriverState *bs, CfsAppend *a, uint64_t header_at,
 
 /*
  * Take every queued request (up to the record size limit) into one
- * append.  Called with the lock held; returns with it held.
+ * append.  Called with the lock held; returns with it held.  Returns
+ * false, with the requests back in the queue, when the open record is
+ * full while other appends are in flight: it can only be frozen once
+ * they are done, and the batch that freezes it then takes them along.
  */
-static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
+static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
 {
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
@@ -592,15 +595,17 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     log_end_before = cfs_disk_log_end(s->disk);
     a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data, writes->len,
                            &gerr);
-    while (!a && g_error_matches(gerr, CFS_ERROR, CFS_ERROR_BUSY)) {
+    if (!a && g_error_matches(gerr, CFS_ERROR, CFS_ERROR_BUSY) &&
+        s->inflight > 0) {
         /* the open record is full: it is frozen once nothing is in flight */
-        g_clear_error(&gerr);
-        while (s->inflight > 0) {
-            qemu_co_queue_wait(&s->batch_done, &s->lock);
+        for (guint i = reqs->len; i-- > 0;) {
+            CloudfsWriteReq *req = reqs->pdata[i];
+
+            req->taken = false;
+            s->queued_bytes += req->write.iov ? req->write.length : 0;
+            QSIMPLEQ_INSERT_HEAD(&s->queue, req, next);
         }
-        log_end_before = cfs_disk_log_end(s->disk);
-        a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data,
-                               writes->len, &gerr);
+        return false;
     }
     if (!a) {
         error_report("cloudfs: %s", gerr->message);
@@ -632,6 +637,10 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     qemu_co_mutex_lock(&s->lock);
 
     state = cfs_append_complete(s->disk, a, ret);
+    if (ret < 0) {
+        /* the appends after this one fail with it: tell their guests why */
+        s->append_error = ret;
+    }
     /* versions are applied in order: wait for the earlier batches */
     while (state == CFS_APPEND_PENDING) {
         qemu_co_queue_wait(&s->batch_done, &s->lock);
@@ -639,7 +648,12 @@ static void coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     }
     cfs_append_free(a);
     s->inflight--;
-    ret = state == CFS_APPEND_APPLIED ? 0 : (ret < 0 ? ret : -EIO);
+    if (state == CFS_APPEND_APPLIED) {
+        ret = 0;
+    } else if (ret == 0) {
+        /* failed with an earlier append whose write failed */
+        ret = s->append_error ? s->append_error : -EIO;
+    }
     if (ret == 0 && s->inflight == 0 && cfs_disk_checkpoint_due(s->disk)) {
         /*
          * Index nodes changed since the last checkpoint pile up in memory
@@ -661,6 +675,7 @@ out:
         req->done = true;
     }
     qemu_co_queue_restart_all(&s->batch_done);
+    return true;
 }
 
 /*
@@ -668,7 +683,9 @@ out:
  * While one is, small requests wait for it, so that the next batch
  * carries all of them; big ones start a batch of their own beside it,
  * as they gain nothing from waiting and the device gets several writes
- * at once (CLOUDFS_PARALLEL_BYTES).
+ * at once (CLOUDFS_PARALLEL_BYTES).  Not while an append that failed is
+ * settling: one prepared now would fail with it, where waiting lets it
+ * go to the log once the tail starts again.
  */
 static bool cloudfs_may_lead(BDRVCloudfsState *s)
 {
@@ -677,7 +694,8 @@ static bool cloudfs_may_lead(BDRVCloudfsState *s)
     }
     return s->inflight == 0 ||
            (s->inflight < CLOUDFS_MAX_INFLIGHT &&
-            s->queued_bytes >= CLOUDFS_PARALLEL_BYTES);
+            s->queued_bytes >= CLOUDFS_PARALLEL_BYTES &&
+            !cfs_disk_appends_failing(s->disk));
 }
 
 static int coroutine_fn GRAPH_RDLOCK
@@ -705,9 +723,7 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
      * up, so the next batch carries many of them in one log write.
      */
     while (!req.done) {
-        if (!req.taken && cloudfs_may_lead(s)) {
-            cloudfs_lead_batch(bs);
-        } else {
+        if (req.taken || !cloudfs_may_lead(s) || !cloudfs_lead_batch(bs)) {
             qemu_co_queue_wait(&s->batch_done, &s->lock);
         }
     }

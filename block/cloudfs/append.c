@@ -84,6 +84,11 @@ unsigned cfs_disk_appends_in_flight(CfsDisk *disk)
     return g_queue_get_length(&disk->inflight);
 }
 
+bool cfs_disk_appends_failing(CfsDisk *disk)
+{
+    return disk->poisoned;
+}
+
 bool cfs_disk_check_writable(CfsDisk *disk, GError **errp)
 {
     if (!disk->writable) {

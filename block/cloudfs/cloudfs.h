@@ -237,6 +237,12 @@ CfsAppendState cfs_append_state(const CfsAppend *a);
 void cfs_append_free(CfsAppend *a);
 /* Number of prepared but not yet completed appends */
 unsigned cfs_disk_appends_in_flight(CfsDisk *disk);
+/*
+ * An append failed and the tail has not started again yet: appends
+ * prepared now fail too.  It starts again by itself once every append
+ * in flight has settled (unless the index could not take a write).
+ */
+bool cfs_disk_appends_failing(CfsDisk *disk);
 
 /* Synchronous helpers for ordinary processes (prepare + write + complete
  * + seal: each call is a version of its own) */
