@@ -64,8 +64,6 @@ typedef struct BDRVCloudfsState {
     CoQueue batch_done;         /* queued writers wait here */
     unsigned inflight;          /* batches between prepare and settle */
     uint64_t queued_bytes;      /* payload of the requests in queue */
-    int append_error;           /* errno of the last append write that
-                                 * failed (those after it fail with it) */
     unsigned quiescing;         /* flushes/resizes waiting for quiet */
     bool parent_checked;        /* the backing node is the recorded parent */
     uint64_t file_end;          /* bs->file's length, as last seen */

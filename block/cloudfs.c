@@ -558,6 +558,12 @@ cloudfs_write_append(BlockDriverState *bs, CfsAppend *a, uint64_t header_at,
     return ret;
 }
 
+/* Bytes of data a queued request brings (zero writes and discards: none) */
+static uint64_t cloudfs_req_payload(const CloudfsWriteReq *req)
+{
+    return req->write.iov ? req->write.length : 0;
+}
+
 /*
  * Take every queued request (up to the record size limit) into one
  * append.  Called with the lock held; returns with it held.  Returns
@@ -586,9 +592,9 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
             break;
         }
         QSIMPLEQ_REMOVE_HEAD(&s->queue, next);
-        s->queued_bytes -= req->write.iov ? req->write.length : 0;
+        s->queued_bytes -= cloudfs_req_payload(req);
         req->taken = true;
-        payload += req->write.iov ? req->write.length : 0;
+        payload += cloudfs_req_payload(req);
         g_array_append_val(writes, req->write);
         g_ptr_array_add(reqs, req);
     }
@@ -602,7 +608,7 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
             CloudfsWriteReq *req = reqs->pdata[i];
 
             req->taken = false;
-            s->queued_bytes += req->write.iov ? req->write.length : 0;
+            s->queued_bytes += cloudfs_req_payload(req);
             QSIMPLEQ_INSERT_HEAD(&s->queue, req, next);
         }
         return false;
@@ -618,11 +624,10 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     /*
      * Grow the file ahead of the log once requests queue up behind one
      * another or run beside one another, before the write, so that it
-     * lands inside the file.  With
-     * one request at a time nothing could run beside it, and a write into
-     * preallocated space completes later (the file system converts the
-     * extent it lands in), so there it is left to extend the file
-     * (bench/analysis.rst).
+     * lands inside the file.  With one request at a time nothing could
+     * run beside it, and on a fresh image a write into grown space was
+     * slower (ext4 grows and collapses its extent tree at every write),
+     * so there it is left to extend the file (bench/analysis.rst).
      */
     if (reqs->len > 1 || s->inflight > 1) {
         cloudfs_io_preallocate(s, log_end_before, cfs_disk_log_end(s->disk));
@@ -637,23 +642,16 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     qemu_co_mutex_lock(&s->lock);
 
     state = cfs_append_complete(s->disk, a, ret);
-    if (ret < 0) {
-        /* the appends after this one fail with it: tell their guests why */
-        s->append_error = ret;
-    }
     /* versions are applied in order: wait for the earlier batches */
     while (state == CFS_APPEND_PENDING) {
         qemu_co_queue_wait(&s->batch_done, &s->lock);
         state = cfs_append_state(a);
     }
+    /* one that failed with an earlier one reports that one's error, so
+     * that ENOSPC still pauses the guest (werror=enospc) */
+    ret = cfs_append_error(a);
     cfs_append_free(a);
     s->inflight--;
-    if (state == CFS_APPEND_APPLIED) {
-        ret = 0;
-    } else if (ret == 0) {
-        /* failed with an earlier append whose write failed */
-        ret = s->append_error ? s->append_error : -EIO;
-    }
     if (ret == 0 && s->inflight == 0 && cfs_disk_checkpoint_due(s->disk)) {
         /*
          * Index nodes changed since the last checkpoint pile up in memory
@@ -716,7 +714,7 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     }
     qemu_co_mutex_lock(&s->lock);
     QSIMPLEQ_INSERT_TAIL(&s->queue, &req, next);
-    s->queued_bytes += qiov ? bytes : 0;
+    s->queued_bytes += cloudfs_req_payload(&req);
     /*
      * Whoever finds a free append slot leads a batch of everything queued
      * so far; the others wait.  While appends are in flight requests pile

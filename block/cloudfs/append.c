@@ -19,6 +19,7 @@ struct CfsAppend {
     CfsAppendState state;
     bool written;               /* the caller's write finished */
     int ret;
+    int error;                  /* FAILED: why, as a negative errno */
     uint64_t offset;            /* where the caller writes iov */
     uint64_t version;
     CfsRecord rec;              /* a whole record: its sealed header;
@@ -87,6 +88,21 @@ unsigned cfs_disk_appends_in_flight(CfsDisk *disk)
 bool cfs_disk_appends_failing(CfsDisk *disk)
 {
     return disk->poisoned;
+}
+
+int cfs_append_error(const CfsAppend *a)
+{
+    if (a->state != CFS_APPEND_FAILED) {
+        return 0;
+    }
+    return a->error ? a->error : -EIO;
+}
+
+/* Fail a: with its own write's error, else with what poisoned the disk */
+static void append_fail(CfsDisk *disk, CfsAppend *a)
+{
+    a->state = CFS_APPEND_FAILED;
+    a->error = a->ret < 0 ? a->ret : disk->poison_error;
 }
 
 bool cfs_disk_check_writable(CfsDisk *disk, GError **errp)
@@ -681,7 +697,7 @@ static void apply_ready(CfsDisk *disk)
         if (disk->poisoned || a->ret < 0) {
             /* what comes after this one builds on it: lost too */
             disk->poisoned = true;
-            a->state = CFS_APPEND_FAILED;
+            append_fail(disk, a);
             continue;
         }
         if (a->carries_header) {
@@ -698,7 +714,8 @@ static void apply_ready(CfsDisk *disk)
              * more appends, which could overwrite what it maps */
             disk->index_broken = true;
             disk->poisoned = true;
-            a->state = CFS_APPEND_FAILED;
+            disk->poison_error = -EIO;
+            append_fail(disk, a);
             continue;
         }
         if (a->rec.buf) {
@@ -710,7 +727,7 @@ static void apply_ready(CfsDisk *disk)
     if (disk->poisoned) {
         /* fail the rest now: their successors will never be applied */
         while ((a = g_queue_pop_head(&disk->inflight))) {
-            a->state = CFS_APPEND_FAILED;
+            append_fail(disk, a);
             /* its write may still be landing: counted until it reports */
             disk->unsettled += !a->written;
         }
@@ -767,8 +784,9 @@ CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret)
     }
     a->written = true;
     a->ret = ret;
-    if (ret < 0) {
+    if (ret < 0 && !disk->poisoned) {
         disk->poisoned = true;
+        disk->poison_error = ret;
     }
     apply_ready(disk);
     return a->state;

@@ -233,6 +233,12 @@ typedef enum {
  */
 CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret);
 CfsAppendState cfs_append_state(const CfsAppend *a);
+/*
+ * Why a FAILED append failed, as a negative errno: its own write's error,
+ * or that of the earlier append it failed with (-EIO when the index could
+ * not take a write); 0 unless FAILED
+ */
+int cfs_append_error(const CfsAppend *a);
 /* Free a settled (APPLIED or FAILED) append */
 void cfs_append_free(CfsAppend *a);
 /* Number of prepared but not yet completed appends */

@@ -272,6 +272,7 @@ struct CfsDisk {
     uint64_t stale_end;         /* bytes below this may be an earlier
                                  * writer's: never take them for ours */
     bool poisoned;
+    int poison_error;           /* why: the failed write's errno, or -EIO */
     bool index_broken;          /* an applied record's index update failed */
     uint64_t writer_nonce;
     uint64_t durable_version;   /* head version at the last completed flush */

@@ -210,6 +210,10 @@ static void test_failed_append_recovers(void)
     g_assert_cmpint(cfs_append_complete(disk, a[0], -ENOSPC), ==,
                     CFS_APPEND_FAILED);
     g_assert_cmpint(cfs_append_state(a[1]), ==, CFS_APPEND_FAILED);
+    /* the one whose write went well failed with the first: says why */
+    g_assert_cmpint(cfs_append_error(a[0]), ==, -ENOSPC);
+    g_assert_cmpint(cfs_append_error(a[1]), ==, -ENOSPC);
+    g_assert_true(cfs_disk_appends_failing(disk) == false);
     cfs_append_free(a[0]);
     cfs_append_free(a[1]);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
