@@ -73,9 +73,12 @@ def write(report, top):
     m = report["machine"]
     lines = ["================", "cloudfs performance", "================", ""]
     lines[0] = lines[2] = "=" * len(lines[1])
+    runs = report.get("runs") or [(report["command"], report["started"], [])]
+    lines += ["Measured by ``%s`` on %s." % runs[0][:2], ""]
+    for command, started, names in runs[1:]:
+        lines += ["Measured again, replacing the figures above, by ``%s`` "
+                  "on %s: %s." % (command, started, "; ".join(names)), ""]
     lines += [
-        "Measured by ``%s`` on %s." % (report["command"], report["started"]),
-        "",
         "Machine: %s, %d cores, %d GiB, Linux %s; images on %s." % (
             m["cpu"], m["cores"], m["memory GiB"], m["kernel"],
             m["filesystem"]),
@@ -125,6 +128,21 @@ def write(report, top):
     rows = []
     for name, by_fmt in res.items():
         sample = by_fmt.get("cloudfs", [None])[0]
+        if isinstance(sample, dict) and \
+                sample.get("device amplification") is not None and \
+                name.startswith("randwrite 4k QD"):
+            vals = [median(by_fmt[f], "device amplification")
+                    if f in by_fmt else None
+                    for f in ("cloudfs", "qcow2", "raw")]
+            rows.append([name] + [fmt_num(v) for v in vals])
+    if rows:
+        # the daemon's write_bytes: zeros and metadata written count,
+        # space only fallocated does not
+        lines += table("Bytes written to storage per guest byte written",
+                       rows, ["test", "cloudfs", "qcow2", "raw"])
+    rows = []
+    for name, by_fmt in res.items():
+        sample = by_fmt.get("cloudfs", [None])[0]
         if isinstance(sample, dict):
             continue
         c = median(by_fmt.get("cloudfs", []))
@@ -146,10 +164,25 @@ def write(report, top):
     plot(res, os.path.join(top, "docs", "performance-iops-qd.png"))
 
 
+def merge(reports):
+    """One report from several runs: a test measured again in a later run
+    takes that run's figures."""
+    out = dict(reports[0], results=dict(reports[0]["results"]))
+    out["runs"] = [(r["command"], r["started"], list(r["results"]))
+                   for r in reports]
+    for r in reports[1:]:
+        out["results"].update(r["results"])
+    return out
+
+
 if __name__ == "__main__":
-    # bench/report.py RESULTS.json: rewrite the docs from saved results
+    # bench/report.py RESULTS.json [MORE.json ...]: rewrite the docs from
+    # saved results (later files replace the tests they measured again)
     import json
     import sys
-    with open(sys.argv[1]) as f:
-        write(json.load(f), os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
+    reports = []
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            reports.append(json.load(f))
+    write(merge(reports), os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))

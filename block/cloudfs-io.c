@@ -5,7 +5,8 @@
  * the superblock), both from coroutines (the request paths) and from the
  * main loop (open, close, snapshot commands); the generated mixed wrappers
  * handle both.  Guest data never goes through here; the driver also
- * grows bs->file ahead of the log from here (cloudfs_io_preallocate).
+ * grows bs->file ahead of the log from here (cloudfs_io_preallocate,
+ * cloudfs_io_zero_ahead).
  *
  * Copyright (c) 2026 The cloudfs authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -13,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "block/block-io.h"
+#include "qemu/memalign.h"
 #include "cloudfs-int.h"
 #include "trace.h"
 
@@ -118,7 +120,7 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
     int64_t len;
     int ret;
 
-    if (log_end < s->prealloc_retry_at ||
+    if (s->zeroing || log_end < s->prealloc_retry_at ||
         log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
         return;
     }
@@ -128,6 +130,10 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
         return;
     }
     s->file_end = len;
+    if (!s->zeroed_end) {
+        /* what the file held when first seen was written */
+        s->zeroed_end = len;
+    }
     if (log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
         return;
     }
@@ -143,6 +149,134 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
         return;
     }
     s->file_end = want;
+}
+
+/*
+ * fallocate() gives the file unwritten extents, and a direct write into
+ * one converts it when it completes: a journalled metadata update that,
+ * at one 4 KiB write at a time, costs about a tenth of each write (as
+ * does extending the file).  A write over blocks that hold data needs no
+ * metadata at all.  So while appends are small (CLOUDFS_ZERO_AHEAD_BELOW)
+ * the file is grown by writing zeros a little ahead of the log, and the
+ * appends overwrite them: the device writes those bytes twice, which
+ * costs less than the conversions while the writes are small and more
+ * once they are big (bench/analysis.rst).
+ *
+ * The zeros are written by a coroutine of their own, so that no request
+ * waits for them: they start past the log end (half a CLOUDFS_ZERO_AHEAD
+ * past it, once the writes have caught up), and an append that reaches
+ * them before they are written waits (s->zeroing_from, in
+ * cloudfs_lead_batch), as do checkpoints and flushes (which need no
+ * append in flight, and s->zeroing counts as one).
+ * Space the file held when first seen counts as written, so a log inside
+ * a block device (or a bigger file) is never zeroed ahead.
+ */
+typedef struct CloudfsZeroAhead {
+    BDRVCloudfsState *s;
+    uint64_t start, end;
+    uint64_t retry_at;          /* if it fails: when to try again */
+} CloudfsZeroAhead;
+
+static void coroutine_fn cloudfs_zero_ahead_entry(void *opaque)
+{
+    CloudfsZeroAhead *z = opaque;
+    BDRVCloudfsState *s = z->s;
+    BlockDriverState *bs = s->bs;
+    struct iovec iov[CLOUDFS_ZERO_AHEAD / CLOUDFS_ZERO_BUF];
+    uint64_t at = z->start;
+    int ret = 0;
+
+    WITH_GRAPH_RDLOCK_GUARD() {
+        while (at < z->end && ret >= 0) {
+            QEMUIOVector qiov;
+            uint64_t len = MIN(z->end - at, CLOUDFS_ZERO_AHEAD);
+            int n = 0;
+
+            for (uint64_t done = 0; done < len; done += iov[n++].iov_len) {
+                iov[n] = (struct iovec) {
+                    .iov_base = s->zeros,
+                    .iov_len = MIN(len - done, CLOUDFS_ZERO_BUF),
+                };
+            }
+            qemu_iovec_init_external(&qiov, iov, n);
+            ret = bdrv_co_pwritev(bs->file, at, len, &qiov, 0);
+            trace_cloudfs_zero_ahead(bs, at, len, ret);
+            if (ret >= 0) {
+                at += len;
+            }
+        }
+    }
+
+    qemu_co_mutex_lock(&s->lock);
+    s->zeroed_end = MAX(s->zeroed_end, at);
+    s->file_end = MAX(s->file_end, at);
+    if (ret < 0) {
+        /* not again for a while: a full disk may get room again */
+        s->prealloc_retry_at = z->retry_at;
+    }
+    s->zeroing = false;
+    qemu_co_queue_restart_all(&s->batch_done);
+    qemu_co_mutex_unlock(&s->lock);
+    bdrv_dec_in_flight(bs);
+    g_free(z);
+}
+
+void coroutine_fn GRAPH_RDLOCK
+cloudfs_io_zero_ahead(BDRVCloudfsState *s, uint64_t log_end)
+{
+    CloudfsZeroAhead *z;
+
+    if (s->zeroing || log_end < s->prealloc_retry_at ||
+        log_end + CLOUDFS_ZERO_AHEAD / 2 <= s->zeroed_end) {
+        return;
+    }
+    if (!s->zeroed_end) {
+        int64_t len = bdrv_co_getlength(s->bs->file->bs);
+
+        if (len < 0) {
+            s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
+            return;
+        }
+        s->zeroed_end = s->file_end = len;
+        if (log_end + CLOUDFS_ZERO_AHEAD / 2 <= s->zeroed_end) {
+            return;
+        }
+    }
+    if (!s->zeros) {
+        s->zeros = qemu_try_blockalign0(s->bs->file->bs, CLOUDFS_ZERO_BUF);
+        if (!s->zeros) {
+            s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
+            return;
+        }
+    }
+
+    z = g_new(CloudfsZeroAhead, 1);
+    *z = (CloudfsZeroAhead) {
+        .s = s,
+        /* appends in flight all lie below log_end */
+        .start = MAX(s->zeroed_end, log_end),
+        .end = QEMU_ALIGN_UP(log_end + CLOUDFS_ZERO_AHEAD, CLOUDFS_ZERO_AHEAD),
+        .retry_at = log_end + CLOUDFS_PREALLOC_CHUNK,
+    };
+    s->zeroing = true;
+    s->zeroing_from = z->start;
+    /* drains wait for it (the zeros buffer and s stay until then) */
+    bdrv_inc_in_flight(s->bs);
+    aio_co_enter(bdrv_get_aio_context(s->bs),
+                 qemu_coroutine_create(cloudfs_zero_ahead_entry, z));
+}
+
+void cloudfs_io_forget_growth(BDRVCloudfsState *s)
+{
+    s->file_end = 0;
+    s->zeroed_end = 0;
+    s->prealloc_retry_at = 0;
+}
+
+void cloudfs_io_cleanup(BDRVCloudfsState *s)
+{
+    qemu_vfree(s->zeros);
+    s->zeros = NULL;
 }
 
 int cloudfs_error(GError *gerr, Error **errp)

@@ -225,8 +225,7 @@ static void cloudfs_reopen_commit(BDRVReopenState *state)
         cfs_disk_free(s->disk);
         s->disk = state->opaque;
         state->opaque = NULL;
-        s->file_end = 0;
-        s->prealloc_retry_at = 0;
+        cloudfs_io_forget_growth(s);
     }
 }
 
@@ -246,7 +245,7 @@ static int GRAPH_RDLOCK cloudfs_inactivate(BlockDriverState *bs)
     BDRVCloudfsState *s = bs->opaque;
     g_autoptr(GError) gerr = NULL;
 
-    if (s->inflight || !QSIMPLEQ_EMPTY(&s->queue) ||
+    if (s->inflight || s->zeroing || !QSIMPLEQ_EMPTY(&s->queue) ||
         cfs_disk_appends_in_flight(s->disk)) {
         /* the block layer drains before it inactivates; say so if not */
         return -EBUSY;
@@ -257,7 +256,7 @@ static int GRAPH_RDLOCK cloudfs_inactivate(BlockDriverState *bs)
     }
     /* the destination finds no preallocated space to clear */
     cfs_disk_trim(s->disk);
-    s->file_end = 0;
+    cloudfs_io_forget_growth(s);
     return 0;
 }
 
@@ -281,8 +280,7 @@ cloudfs_reload(BlockDriverState *bs, Error **errp)
     }
     cfs_disk_free(s->disk);
     s->disk = fresh;
-    s->file_end = 0;
-    s->prealloc_retry_at = 0;
+    cloudfs_io_forget_growth(s);
     bs->total_sectors = cfs_disk_size(s->disk) / BDRV_SECTOR_SIZE;
     return 0;
 }
@@ -313,6 +311,7 @@ static void cloudfs_close(BlockDriverState *bs)
         warn_report("cloudfs: closing did not complete: %s", gerr->message);
     }
     s->disk = NULL;
+    cloudfs_io_cleanup(s);
 }
 
 /* --- reads ------------------------------------------------------------ */
@@ -577,7 +576,8 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GArray) writes = g_array_new(FALSE, FALSE, sizeof(CfsWrite));
     g_autoptr(GPtrArray) reqs = g_ptr_array_new();
-    uint64_t payload = 0, header_at = 0, log_end_before;
+    uint64_t payload = 0, header_at = 0, log_end_before, log_end;
+    bool lone;
     struct iovec header = { 0 };
     CfsAppendState state;
     CfsAppend *a;
@@ -622,20 +622,37 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     trace_cloudfs_append(bs, cfs_append_version(a), reqs->len,
                          cfs_append_offset(a), s->inflight);
     /*
-     * Grow the file ahead of the log once requests queue up behind one
-     * another or run beside one another, before the write, so that it
-     * lands inside the file.  With one request at a time nothing could
-     * run beside it, and on a fresh image a write into grown space was
-     * slower (ext4 grows and collapses its extent tree at every write),
-     * so there it is left to extend the file (bench/analysis.rst).
+     * Grow the file ahead of the log before the write, so that it lands
+     * inside the file.  Once requests queue up behind one another or run
+     * beside one another, with fallocate.  While small requests come one
+     * at a time, with zeros written ahead that the appends overwrite
+     * (cloudfs_io_zero_ahead says why); not once they queue up (beside
+     * reads, overwriting was slower than writing into fallocated space).
+     * A big request alone is left to extend the file: nothing could run
+     * beside it, and on a fresh image a write into fallocated space was
+     * slower (ext4 grows and collapses its extent tree at every write).
+     * bench/analysis.rst has the measurements.
      */
-    if (reqs->len > 1 || s->inflight > 1) {
-        cloudfs_io_preallocate(s, log_end_before, cfs_disk_log_end(s->disk));
+    log_end = cfs_disk_log_end(s->disk);
+    lone = reqs->len == 1 && s->inflight == 1 &&
+           log_end - log_end_before < CLOUDFS_ZERO_AHEAD_BELOW;
+    s->lone_share = (s->lone_share * 7 + (lone ? CLOUDFS_SHARE_ONE : 0)) / 8;
+    if (s->lone_share >= CLOUDFS_ZERO_AHEAD_SHARE) {
+        cloudfs_io_zero_ahead(s, log_end);
+    } else if (reqs->len > 1 || s->inflight > 1) {
+        cloudfs_io_preallocate(s, log_end_before, log_end);
     }
 
     /* the header buffer is the core's: take it while the lock is held */
     header.iov_len = cfs_append_header(a, s->disk, &header_at,
                                        (const void **)&header.iov_base);
+    /*
+     * Not over zeros still being written ahead of the log (the frozen
+     * header above cannot change meanwhile: this append is in flight).
+     */
+    while (s->zeroing && log_end > s->zeroing_from) {
+        qemu_co_queue_wait(&s->batch_done, &s->lock);
+    }
     /* the writes need no metadata: other batches go on meanwhile */
     qemu_co_mutex_unlock(&s->lock);
     ret = cloudfs_write_append(bs, a, header_at, &header);
@@ -652,12 +669,13 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     ret = cfs_append_error(a);
     cfs_append_free(a);
     s->inflight--;
-    if (ret == 0 && s->inflight == 0 && cfs_disk_checkpoint_due(s->disk)) {
+    if (ret == 0 && s->inflight == 0 && !s->zeroing &&
+        cfs_disk_checkpoint_due(s->disk)) {
         /*
          * Index nodes changed since the last checkpoint pile up in memory
          * until one is written; a guest that never flushes would grow
-         * them without bound.  No append is in flight and none starts
-         * while the lock is held.
+         * them without bound.  No append is in flight (nor zeros ahead
+         * of the log) and none starts while the lock is held.
          */
         g_autoptr(GError) ckpt_err = NULL;
 
@@ -755,12 +773,13 @@ cloudfs_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     return cloudfs_co_write(bs, offset, bytes, NULL, 0);
 }
 
-/* Wait until no batch is in flight; holds the lock on return */
+/* Wait until no batch (nor zeros ahead) is in flight; holds the lock on
+ * return */
 static void coroutine_fn cloudfs_quiesce(BDRVCloudfsState *s)
 {
     qemu_co_mutex_lock(&s->lock);
     s->quiescing++;
-    while (s->inflight > 0) {
+    while (s->inflight > 0 || s->zeroing) {
         qemu_co_queue_wait(&s->batch_done, &s->lock);
     }
 }
