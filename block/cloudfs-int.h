@@ -48,9 +48,10 @@
 /*
  * Zeros are written ahead while nearly every append (7 in 8 of a moving
  * average, CLOUDFS_SHARE_ONE being all) carries one request of fewer than
- * CLOUDFS_ZERO_AHEAD_BELOW bytes with nothing beside it: there they gain
- * (8 % at one 4 KiB write at a time), where batches of several requests
- * gained nothing and beside reads they lost (bench/analysis.rst).
+ * CLOUDFS_ZERO_AHEAD_BELOW bytes with no other append beside it and no
+ * read since the append before: there they gain (8 % at one 4 KiB write
+ * at a time), where batches of several requests gained nothing and
+ * beside reads they lost (bench/analysis.rst).
  */
 #define CLOUDFS_ZERO_AHEAD_BELOW (24 * KiB)
 #define CLOUDFS_SHARE_ONE       256
@@ -91,7 +92,9 @@ typedef struct BDRVCloudfsState {
                                  * the log: not again before the log
                                  * reaches this offset */
     unsigned lone_share;        /* of appends that carried one small
-                                 * request alone: a moving average */
+                                 * request alone, no read since the one
+                                 * before: a moving average */
+    uint64_t reads, reads_seen; /* reads so far; as the last append saw */
     bool zeroing;               /* zeros are being written ahead of the */
     uint64_t zeroing_from;      /* log from here: appends reaching past
                                  * it wait, like checkpoints and flushes */

@@ -408,6 +408,7 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int ret = 0;
 
     qemu_co_mutex_lock(&s->lock);
+    s->reads++;
     while (bytes > 0) {
         g_autoptr(GError) gerr = NULL;
         CfsMapping m;
@@ -624,10 +625,11 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     /*
      * Grow the file ahead of the log before the write, so that it lands
      * inside the file.  Once requests queue up behind one another or run
-     * beside one another, with fallocate.  While small requests come one
-     * at a time, with zeros written ahead that the appends overwrite
-     * (cloudfs_io_zero_ahead says why); not once they queue up (beside
-     * reads, overwriting was slower than writing into fallocated space).
+     * beside one another, with fallocate.  While small writes come one
+     * at a time and alone, with zeros written ahead that the appends
+     * overwrite (cloudfs_io_zero_ahead says why); not once they queue up,
+     * nor beside reads (there, overwriting was slower than writing into
+     * fallocated space).
      * A big request alone is left to extend the file: nothing could run
      * beside it, and on a fresh image a write into fallocated space was
      * slower (ext4 grows and collapses its extent tree at every write).
@@ -635,7 +637,9 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
      */
     log_end = cfs_disk_log_end(s->disk);
     lone = reqs->len == 1 && s->inflight == 1 &&
-           log_end - log_end_before < CLOUDFS_ZERO_AHEAD_BELOW;
+           log_end - log_end_before < CLOUDFS_ZERO_AHEAD_BELOW &&
+           s->reads == s->reads_seen;
+    s->reads_seen = s->reads;
     s->lone_share = (s->lone_share * 7 + (lone ? CLOUDFS_SHARE_ONE : 0)) / 8;
     if (s->lone_share >= CLOUDFS_ZERO_AHEAD_SHARE) {
         cloudfs_io_zero_ahead(s, log_end);
