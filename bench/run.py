@@ -13,6 +13,7 @@ docs/performance.rst and the IOPS-against-queue-depth plot.
 import argparse
 import json
 import os
+import shlex
 import platform
 import shutil
 import signal
@@ -358,7 +359,7 @@ def main():
         suite.convert()
         suite.snapshots()
         suite.extents()
-    report = {"started": started, "command": " ".join(sys.argv),
+    report = {"started": started, "command": shlex.join(sys.argv),
               "smoke": args.smoke, "machine": suite.machine(),
               "results": suite.results}
     out = args.out or os.path.join(TOP, "build", "bench-results.json")
