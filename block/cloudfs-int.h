@@ -39,9 +39,9 @@
  */
 #define CLOUDFS_PREALLOC_CHUNK  (64 * MiB)
 /*
- * While appends are small the file is instead grown by writing zeros
- * (cloudfs_io_zero_ahead), this much at a time and half of it ahead,
- * from a buffer of CLOUDFS_ZERO_BUF zeros repeated.
+ * While small writes come alone the file is instead grown by writing
+ * zeros (cloudfs_io_zero_ahead) in chunks of this size, to 1 to 4 MiB
+ * ahead of the log, from a buffer of CLOUDFS_ZERO_BUF zeros repeated.
  */
 #define CLOUDFS_ZERO_AHEAD      (2 * MiB)
 #define CLOUDFS_ZERO_BUF        (64 * KiB)
@@ -95,9 +95,10 @@ typedef struct BDRVCloudfsState {
                                  * request alone, no read since the one
                                  * before: a moving average */
     uint64_t reads, reads_seen; /* reads so far; as the last append saw */
-    bool zeroing;               /* zeros are being written ahead of the */
-    uint64_t zeroing_from;      /* log from here: appends reaching past
-                                 * it wait, like checkpoints and flushes */
+    bool zeroing;               /* zeros are being written ahead of the
+                                 * log: checkpoints and flushes wait */
+    uint64_t zeroing_from;      /* where the chunk being written starts:
+                                 * appends reaching past it wait */
     void *zeros;                /* CLOUDFS_ZERO_BUF of them, or NULL */
 } BDRVCloudfsState;
 

@@ -163,11 +163,13 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
  * once they are big (bench/analysis.rst).
  *
  * The zeros are written by a coroutine of their own, so that no request
- * waits for them: they start past the log end (half a CLOUDFS_ZERO_AHEAD
- * past it, once the writes have caught up), and an append that reaches
- * them before they are written waits (s->zeroing_from, in
- * cloudfs_lead_batch), as do checkpoints and flushes (which need no
- * append in flight, and s->zeroing counts as one).
+ * waits for them: they are written once fewer than CLOUDFS_ZERO_AHEAD / 2
+ * written bytes are left past the log end, up to the next multiple of
+ * CLOUDFS_ZERO_AHEAD at least that far past it (so 1 to 4 MiB ahead), a
+ * chunk at a time; an append that reaches a chunk before it is written
+ * waits (s->zeroing_from, in cloudfs_lead_batch), and checkpoints and
+ * flushes wait for all of them (they need no append in flight, and
+ * s->zeroing counts as one).
  * Space the file held when first seen counts as written, so a log inside
  * a block device (or a bigger file) is never zeroed ahead.
  */
@@ -186,32 +188,45 @@ static void coroutine_fn cloudfs_zero_ahead_entry(void *opaque)
     uint64_t at = z->start;
     int ret = 0;
 
-    WITH_GRAPH_RDLOCK_GUARD() {
-        while (at < z->end && ret >= 0) {
-            QEMUIOVector qiov;
-            uint64_t len = MIN(z->end - at, CLOUDFS_ZERO_AHEAD);
-            int n = 0;
+    bdrv_graph_co_rdlock();
+    while (at < z->end) {
+        QEMUIOVector qiov;
+        uint64_t len = MIN(z->end - at, CLOUDFS_ZERO_AHEAD);
+        uint64_t done = 0;
+        int n = 0;
 
-            for (uint64_t done = 0; done < len; done += iov[n++].iov_len) {
-                iov[n] = (struct iovec) {
-                    .iov_base = s->zeros,
-                    .iov_len = MIN(len - done, CLOUDFS_ZERO_BUF),
-                };
-            }
-            qemu_iovec_init_external(&qiov, iov, n);
-            ret = bdrv_co_pwritev(bs->file, at, len, &qiov, 0);
-            trace_cloudfs_zero_ahead(bs, at, len, ret);
-            if (ret >= 0) {
-                at += len;
-            }
+        /* the same zeros, repeated */
+        while (done < len) {
+            iov[n].iov_base = s->zeros;
+            iov[n].iov_len = MIN(len - done, CLOUDFS_ZERO_BUF);
+            done += iov[n].iov_len;
+            n++;
         }
+        qemu_iovec_init_external(&qiov, iov, n);
+        ret = bdrv_co_pwritev(bs->file, at, len, &qiov, 0);
+        trace_cloudfs_zero_ahead(bs, at, len, ret);
+        if (ret < 0) {
+            break;
+        }
+        at += len;
+
+        /* appends waiting for this chunk need not wait for the next */
+        qemu_co_mutex_lock(&s->lock);
+        s->zeroed_end = MAX(s->zeroed_end, at);
+        s->file_end = MAX(s->file_end, at);
+        s->zeroing_from = at;
+        qemu_co_queue_restart_all(&s->batch_done);
+        qemu_co_mutex_unlock(&s->lock);
     }
+    bdrv_graph_co_rdunlock();
 
     qemu_co_mutex_lock(&s->lock);
-    s->zeroed_end = MAX(s->zeroed_end, at);
-    s->file_end = MAX(s->file_end, at);
     if (ret < 0) {
-        /* not again for a while: a full disk may get room again */
+        /*
+         * Not again for a while (a full disk may get room again); this
+         * also holds back growth with fallocate, which would meet the
+         * same full disk.  The appends extend the file meanwhile.
+         */
         s->prealloc_retry_at = z->retry_at;
     }
     s->zeroing = false;
@@ -262,7 +277,12 @@ cloudfs_io_zero_ahead(BDRVCloudfsState *s, uint64_t log_end)
     s->zeroing_from = z->start;
     /* drains wait for it (the zeros buffer and s stay until then) */
     bdrv_inc_in_flight(s->bs);
-    aio_co_enter(bdrv_get_aio_context(s->bs),
+    /*
+     * In this thread, after the caller yields: the coroutine takes its
+     * graph read lock while the caller still holds one, so no graph
+     * writer can come between them while appends wait for the zeros.
+     */
+    aio_co_enter(qemu_get_current_aio_context(),
                  qemu_coroutine_create(cloudfs_zero_ahead_entry, z));
 }
 

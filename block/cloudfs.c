@@ -207,6 +207,7 @@ static int cloudfs_reopen_prepare(BDRVReopenState *state,
             return cloudfs_error(g_steal_pointer(&gerr), errp);
         }
         cfs_disk_trim(s->disk);
+        cloudfs_io_forget_growth(s);
     }
     disk = cfs_disk_open(&s->io, want_rw ? CFS_OPEN_RDWR : CFS_OPEN_SHARED,
                          CFS_VERSION_HEAD, &gerr);
@@ -640,7 +641,9 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
            log_end - log_end_before < CLOUDFS_ZERO_AHEAD_BELOW &&
            s->reads == s->reads_seen;
     s->reads_seen = s->reads;
-    s->lone_share = (s->lone_share * 7 + (lone ? CLOUDFS_SHARE_ONE : 0)) / 8;
+    /* rounded, so that it settles at CLOUDFS_SHARE_ONE */
+    s->lone_share = (s->lone_share * 7 + (lone ? CLOUDFS_SHARE_ONE : 0) +
+                     4) / 8;
     if (s->lone_share >= CLOUDFS_ZERO_AHEAD_SHARE) {
         cloudfs_io_zero_ahead(s, log_end);
     } else if (reqs->len > 1 || s->inflight > 1) {
@@ -673,6 +676,7 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     ret = cfs_append_error(a);
     cfs_append_free(a);
     s->inflight--;
+    /* (while zeros are written ahead, the next batch to settle does it) */
     if (ret == 0 && s->inflight == 0 && !s->zeroing &&
         cfs_disk_checkpoint_due(s->disk)) {
         /*
@@ -777,8 +781,10 @@ cloudfs_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     return cloudfs_co_write(bs, offset, bytes, NULL, 0);
 }
 
-/* Wait until no batch (nor zeros ahead) is in flight; holds the lock on
- * return */
+/*
+ * Wait until no batch (nor zeros ahead of the log) is in flight; holds
+ * the lock on return.
+ */
 static void coroutine_fn cloudfs_quiesce(BDRVCloudfsState *s)
 {
     qemu_co_mutex_lock(&s->lock);
