@@ -37,6 +37,20 @@ def paired(a, b, key):
     return text
 
 
+def amplification_rows(res, key, only):
+    """Rows of key's medians for the 4k random-write tests whose name
+    contains only."""
+    rows = []
+    for name, by_fmt in res.items():
+        sample = by_fmt.get("cloudfs", [None])[0]
+        if isinstance(sample, dict) and sample.get(key) is not None and \
+                name.startswith("randwrite 4k QD") and only in name:
+            rows.append([name] + [fmt_num(median(by_fmt[f], key))
+                                  if f in by_fmt else "n/a"
+                                  for f in ("cloudfs", "qcow2", "raw")])
+    return rows
+
+
 def table(title, rows, header):
     out = [title, "~" * len(title), "", ".. list-table::", "   :header-rows: 1",
            ""]
@@ -114,30 +128,14 @@ def write(report, top):
     lines += table("I/O through NBD", rows,
                    ["test", "cloudfs", "qcow2", "raw", "cloudfs/qcow2",
                     "cloudfs/raw"])
-    rows = []
-    for name, by_fmt in res.items():
-        sample = by_fmt.get("cloudfs", [None])[0]
-        if isinstance(sample, dict) and sample.get("amplification") is not None \
-                and name.startswith("randwrite 4k QD") and "fresh" in name:
-            vals = [median(by_fmt[f], "amplification") if f in by_fmt else None
-                    for f in ("cloudfs", "qcow2", "raw")]
-            rows.append([name] + [fmt_num(v) for v in vals])
     lines += table("Write amplification (bytes the image file grew per "
-                   "guest byte written)", rows,
+                   "guest byte written)",
+                   amplification_rows(res, "amplification", "fresh"),
                    ["test", "cloudfs", "qcow2", "raw"])
-    rows = []
-    for name, by_fmt in res.items():
-        sample = by_fmt.get("cloudfs", [None])[0]
-        if isinstance(sample, dict) and \
-                sample.get("device amplification") is not None and \
-                name.startswith("randwrite 4k QD"):
-            vals = [median(by_fmt[f], "device amplification")
-                    if f in by_fmt else None
-                    for f in ("cloudfs", "qcow2", "raw")]
-            rows.append([name] + [fmt_num(v) for v in vals])
+    # the daemon's write_bytes: zeros and metadata written count, space
+    # only fallocated does not
+    rows = amplification_rows(res, "device amplification", "")
     if rows:
-        # the daemon's write_bytes: zeros and metadata written count,
-        # space only fallocated does not
         lines += table("Bytes written to storage per guest byte written",
                        rows, ["test", "cloudfs", "qcow2", "raw"])
     rows = []

@@ -13,14 +13,12 @@ docs/performance.rst and the IOPS-against-queue-depth plot.
 import argparse
 import json
 import os
-import shlex
 import platform
+import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,21 +142,22 @@ class Suite:
             print("  %-8s %s" % (fmt, samples[fmt]), flush=True)
 
     def exported(self, fmt, path, fn):
+        """fn(export) with the image exported meanwhile."""
         exp = Export(fmt, path, self.work)
         try:
-            return fn(exp.uri)
+            return fn(exp)
         finally:
             exp.close()
 
     # --- fio through NBD ------------------------------------------------
     def fill(self, fmt, path):
-        self.exported(fmt, path, lambda uri: fio(
-            uri, "write", MiB, 4, self.size, 0))
+        self.exported(fmt, path, lambda exp: fio(
+            exp.uri, "write", MiB, 4, self.size, 0))
 
     def fragment(self, fmt, path):
         self.fill(fmt, path)
-        self.exported(fmt, path, lambda uri: fio(
-            uri, "randwrite", 4096, 32, self.size, self.args.seconds))
+        self.exported(fmt, path, lambda exp: fio(
+            exp.uri, "randwrite", 4096, 32, self.size, self.args.seconds))
 
     def fio_tests(self):
         secs = self.args.seconds
@@ -196,16 +195,15 @@ class Suite:
 
             def measure(fmt, path, state, rw=rw, bs=bs, depth=depth,
                         mix=mix, once=once):
+                def run_fio(exp):
+                    before = exp.bytes_written()
+                    result = fio(exp.uri, rw, bs, depth, self.size,
+                                 0 if once else secs, mix)
+                    return result + (exp.bytes_written() - before,)
+
                 before = allocated(path)
-                exp = Export(fmt, path, self.work)
-                try:
-                    stored = exp.bytes_written()
-                    iops, bw, moved, written = fio(
-                        exp.uri, rw, bs, depth, self.size,
-                        0 if once else secs, mix)
-                    stored = exp.bytes_written() - stored
-                finally:
-                    exp.close()
+                iops, bw, moved, written, stored = self.exported(
+                    fmt, path, run_fio)
                 grew = allocated(path) - before
                 return {"iops": iops, "MB/s": bw / 1e6,
                         "amplification": grew / written if written else None,
@@ -261,8 +259,8 @@ class Suite:
             for fmt in ("cloudfs", "qcow2"):
                 path = self.image(fmt)
                 create(fmt, path, max(written, self.size))
-                self.exported(fmt, path, lambda uri: fio(
-                    uri, "write", MiB, 4, written, 0))
+                self.exported(fmt, path, lambda exp: fio(
+                    exp.uri, "write", MiB, 4, written, 0))
                 samples = []
                 for i in range(self.args.reps):
                     t = time.monotonic()

@@ -90,6 +90,33 @@ void cloudfs_io_init(BDRVCloudfsState *s, BlockDriverState *bs)
     };
 }
 
+/* Growth failed at log_end: not again for a while (a full disk may get
+ * room again), and the appends extend the file meanwhile */
+static void cloudfs_io_growth_failed(BDRVCloudfsState *s, uint64_t log_end)
+{
+    s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
+}
+
+/*
+ * Ask bs->file how long it is (into s->file_end); the first time, what
+ * it holds counts as written (s->zeroed_end).  False if it cannot say.
+ */
+static bool coroutine_fn GRAPH_RDLOCK
+cloudfs_io_learn_length(BDRVCloudfsState *s, uint64_t log_end)
+{
+    int64_t len = bdrv_co_getlength(s->bs->file->bs);
+
+    if (len < 0) {
+        cloudfs_io_growth_failed(s, log_end);
+        return false;
+    }
+    s->file_end = len;
+    if (!s->zeroed_end) {
+        s->zeroed_end = len;
+    }
+    return true;
+}
+
 /*
  * The log only ever appends, and on ext4 and XFS a direct write past the
  * end of the file takes the inode lock exclusively and completes
@@ -117,24 +144,14 @@ void coroutine_fn GRAPH_RDLOCK
 cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
 {
     uint64_t want, start;
-    int64_t len;
     int ret;
 
     if (s->zeroing || log_end < s->prealloc_retry_at ||
         log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
         return;
     }
-    len = bdrv_co_getlength(s->bs->file->bs);
-    if (len < 0) {
-        s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
-        return;
-    }
-    s->file_end = len;
-    if (!s->zeroed_end) {
-        /* what the file held when first seen was written */
-        s->zeroed_end = len;
-    }
-    if (log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
+    if (!cloudfs_io_learn_length(s, log_end) ||
+        log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
         return;
     }
     want = QEMU_ALIGN_UP(log_end + CLOUDFS_PREALLOC_CHUNK,
@@ -144,8 +161,7 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
                                 BDRV_REQ_NO_FALLBACK);
     trace_cloudfs_preallocate(s->bs, want, ret);
     if (ret < 0) {
-        /* not again for a while: a full disk may get room again */
-        s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
+        cloudfs_io_growth_failed(s, log_end);
         return;
     }
     s->file_end = want;
@@ -176,7 +192,7 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
 typedef struct CloudfsZeroAhead {
     BDRVCloudfsState *s;
     uint64_t start, end;
-    uint64_t retry_at;          /* if it fails: when to try again */
+    uint64_t log_end;           /* when it was started */
 } CloudfsZeroAhead;
 
 static void coroutine_fn cloudfs_zero_ahead_entry(void *opaque)
@@ -222,12 +238,9 @@ static void coroutine_fn cloudfs_zero_ahead_entry(void *opaque)
 
     qemu_co_mutex_lock(&s->lock);
     if (ret < 0) {
-        /*
-         * Not again for a while (a full disk may get room again); this
-         * also holds back growth with fallocate, which would meet the
-         * same full disk.  The appends extend the file meanwhile.
-         */
-        s->prealloc_retry_at = z->retry_at;
+        /* this also holds back growth with fallocate, which would meet
+         * the same full disk */
+        cloudfs_io_growth_failed(s, z->log_end);
     }
     s->zeroing = false;
     qemu_co_queue_restart_all(&s->batch_done);
@@ -245,22 +258,15 @@ cloudfs_io_zero_ahead(BDRVCloudfsState *s, uint64_t log_end)
         log_end + CLOUDFS_ZERO_AHEAD / 2 <= s->zeroed_end) {
         return;
     }
-    if (!s->zeroed_end) {
-        int64_t len = bdrv_co_getlength(s->bs->file->bs);
-
-        if (len < 0) {
-            s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
-            return;
-        }
-        s->zeroed_end = s->file_end = len;
-        if (log_end + CLOUDFS_ZERO_AHEAD / 2 <= s->zeroed_end) {
-            return;
-        }
+    if (!s->zeroed_end &&
+        (!cloudfs_io_learn_length(s, log_end) ||
+         log_end + CLOUDFS_ZERO_AHEAD / 2 <= s->zeroed_end)) {
+        return;
     }
     if (!s->zeros) {
         s->zeros = qemu_try_blockalign0(s->bs->file->bs, CLOUDFS_ZERO_BUF);
         if (!s->zeros) {
-            s->prealloc_retry_at = log_end + CLOUDFS_PREALLOC_CHUNK;
+            cloudfs_io_growth_failed(s, log_end);
             return;
         }
     }
@@ -271,7 +277,7 @@ cloudfs_io_zero_ahead(BDRVCloudfsState *s, uint64_t log_end)
         /* appends in flight all lie below log_end */
         .start = MAX(s->zeroed_end, log_end),
         .end = QEMU_ALIGN_UP(log_end + CLOUDFS_ZERO_AHEAD, CLOUDFS_ZERO_AHEAD),
-        .retry_at = log_end + CLOUDFS_PREALLOC_CHUNK,
+        .log_end = log_end,
     };
     s->zeroing = true;
     s->zeroing_from = z->start;
