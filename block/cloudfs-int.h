@@ -94,7 +94,8 @@ typedef struct BDRVCloudfsState {
     unsigned lone_share;        /* of appends that carried one small
                                  * request alone, no read since the one
                                  * before: a moving average */
-    uint64_t reads, reads_seen; /* reads so far; as the last append saw */
+    unsigned reads, reads_seen; /* reads so far (atomic: counted outside
+                                 * the lock); as the last append saw */
     bool zeroing;               /* zeros are being written ahead of the
                                  * log: checkpoints and flushes wait */
     uint64_t zeroing_from;      /* where the chunk being written starts:

@@ -363,7 +363,7 @@ static int coroutine_fn GRAPH_RDLOCK cloudfs_check_parent(BlockDriverState *bs)
 #define CLOUDFS_JOINED_LEAD_MAX (128 * KiB)
 
 static int coroutine_fn GRAPH_RDLOCK
-cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
+cloudfs_read_with_header(BlockDriverState *bs, CfsMapping *m,
                          QEMUIOVector *qiov, size_t qiov_offset)
 {
     BDRVCloudfsState *s = bs->opaque;
@@ -371,6 +371,7 @@ cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
     /* block aligned: record and data offsets both are */
     uint64_t lead = m->log_offset - m->record_offset;
     uint8_t *head = qemu_try_blockalign(bs->file->bs, lead);
+    CfsDataCheck check;
     QEMUIOVector both, data;
     int ret;
 
@@ -382,21 +383,59 @@ cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
     qemu_iovec_init(&both, data.niov + 1);
     qemu_iovec_add(&both, head, lead);
     qemu_iovec_concat(&both, &data, 0, m->length);
-    qemu_co_mutex_unlock(&s->lock);
     ret = bdrv_co_preadv(bs->file, m->record_offset, lead + m->length, &both,
                          0);
-    qemu_co_mutex_lock(&s->lock);
-    if (ret >= 0 &&
-        (!cfs_disk_learn_record(s->disk, m->record_offset, head, lead,
-                                &gerr) ||
-         !cfs_disk_verify(s->disk, m, 0, data.iov, data.niov, m->length,
-                          &gerr))) {
-        error_report("cloudfs: %s", gerr->message);
-        ret = -EIO;
+    if (ret >= 0) {
+        bool known;
+
+        qemu_co_mutex_lock(&s->lock);
+        known = cfs_disk_learn_record(s->disk, m->record_offset, head, lead,
+                                      &gerr) &&
+                cfs_disk_data_check(s->disk, m, &check, &gerr);
+        qemu_co_mutex_unlock(&s->lock);
+        if (!known ||
+            !cfs_data_check_verify(&check, data.iov, data.niov, &gerr)) {
+            error_report("cloudfs: %s", gerr->message);
+            ret = -EIO;
+        }
     }
     qemu_iovec_destroy(&both);
     qemu_iovec_destroy(&data);
     qemu_vfree(head);
+    return ret;
+}
+
+/*
+ * Where the next piece of a read comes from: its mapping and, for data
+ * whose record header is cached, the checksums to check it against.
+ * The only part of a read that needs the lock: the data is read and
+ * checked without it, as log data never changes once written.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_read_plan(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                  CfsMapping *m, CfsDataCheck *check, bool *joined)
+{
+    BDRVCloudfsState *s = bs->opaque;
+    g_autoptr(GError) gerr = NULL;
+    int ret = 0;
+
+    *joined = false;
+    qemu_co_mutex_lock(&s->lock);
+    if (!cfs_disk_map(s->disk, offset, bytes, m, &gerr)) {
+        ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+    } else if (m->kind == CFS_MAP_UNALLOCATED && bs->backing) {
+        ret = cloudfs_check_parent(bs);
+    } else if (m->kind == CFS_MAP_DATA) {
+        m->length = MIN(m->length, (uint64_t)CFS_DATA_CHECK_MAX_BLOCKS *
+                                   cfs_disk_block_size(s->disk));
+        if (!cfs_disk_record_known(s->disk, m->record_offset) &&
+            m->log_offset - m->record_offset <= CLOUDFS_JOINED_LEAD_MAX) {
+            *joined = true;
+        } else if (!cfs_disk_data_check(s->disk, m, check, &gerr)) {
+            ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+        }
+    }
+    qemu_co_mutex_unlock(&s->lock);
     return ret;
 }
 
@@ -408,60 +447,51 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVCloudfsState *s = bs->opaque;
     int ret = 0;
 
-    qemu_co_mutex_lock(&s->lock);
-    s->reads++;
+    /* only writers look at it, to tell whether reads came in between */
+    qatomic_inc(&s->reads);
     while (bytes > 0) {
         g_autoptr(GError) gerr = NULL;
+        CfsDataCheck check;
         CfsMapping m;
+        QEMUIOVector slice;
+        bool joined;
 
-        if (!cfs_disk_map(s->disk, offset, bytes, &m, &gerr)) {
-            ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+        ret = cloudfs_read_plan(bs, offset, bytes, &m, &check, &joined);
+        if (ret < 0) {
             break;
         }
         switch (m.kind) {
         case CFS_MAP_UNALLOCATED:
             if (bs->backing) {
-                ret = cloudfs_check_parent(bs);
-                if (ret < 0) {
-                    break;
-                }
-                qemu_co_mutex_unlock(&s->lock);
                 /* reads past the parent's end come back as zeros */
                 ret = bdrv_co_preadv_part(bs->backing, offset, m.length, qiov,
                                           qiov_offset, 0);
-                qemu_co_mutex_lock(&s->lock);
                 break;
             }
             /* fall through */
         case CFS_MAP_ZERO:
             qemu_iovec_memset(qiov, qiov_offset, 0, m.length);
             break;
-        case CFS_MAP_DATA: {
-            QEMUIOVector slice;
-
-            if (!cfs_disk_record_known(s->disk, m.record_offset) &&
-                m.log_offset - m.record_offset <= CLOUDFS_JOINED_LEAD_MAX) {
+        case CFS_MAP_DATA:
+            if (joined) {
                 ret = cloudfs_read_with_header(bs, &m, qiov, qiov_offset);
                 break;
             }
-            qemu_co_mutex_unlock(&s->lock);
             ret = bdrv_co_preadv_part(bs->file, m.log_offset, m.length, qiov,
                                       qiov_offset, 0);
-            qemu_co_mutex_lock(&s->lock);
             if (ret < 0) {
                 break;
             }
             /* never hand the guest a block that does not match its
              * checksum: a rotten block is an I/O error */
             qemu_iovec_init_slice(&slice, qiov, qiov_offset, m.length);
-            if (!cfs_disk_verify(s->disk, &m, 0, slice.iov, slice.niov,
-                                 m.length, &gerr)) {
+            if (!cfs_data_check_verify(&check, slice.iov, slice.niov,
+                                       &gerr)) {
                 error_report("cloudfs: %s", gerr->message);
                 ret = -EIO;
             }
             qemu_iovec_destroy(&slice);
             break;
-        }
         }
         if (ret < 0) {
             break;
@@ -470,7 +500,6 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
         bytes -= m.length;
         qiov_offset += m.length;
     }
-    qemu_co_mutex_unlock(&s->lock);
     return ret;
 }
 
@@ -639,8 +668,8 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     log_end = cfs_disk_log_end(s->disk);
     lone = reqs->len == 1 && s->inflight == 1 &&
            log_end - log_end_before < CLOUDFS_ZERO_AHEAD_BELOW &&
-           s->reads == s->reads_seen;
-    s->reads_seen = s->reads;
+           qatomic_read(&s->reads) == s->reads_seen;
+    s->reads_seen = qatomic_read(&s->reads);
     /* rounded, so that it settles at CLOUDFS_SHARE_ONE */
     s->lone_share = (s->lone_share * 7 + (lone ? CLOUDFS_SHARE_ONE : 0) +
                      4) / 8;

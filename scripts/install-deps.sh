@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-    build-essential meson ninja-build pkg-config git
+    build-essential ninja-build pkg-config git
     libglib2.0-dev libxxhash-dev libssl-dev libjson-glib-dev
     clang libclang-rt-14-dev        # fuzzing and sanitizers
     clang-16                        # QEMU's -Wthread-safety needs clang >= 15
@@ -16,6 +16,19 @@ packages=(
 if [ "${1:-}" = bench ]; then
     packages+=(fio python3-matplotlib time)
 fi
+
+# meson comes from bookworm-backports (1.7), as QEMU's build needs it: a
+# build directory set up by bookworm's 1.0 is refused by 1.7 later on
+meson_version=$(meson --version 2>/dev/null || echo 0)
+case $meson_version in
+    0|0.*|1.[0-4]|1.[0-4].*)
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "install-deps: meson >= 1.5 missing; run as root" >&2
+            exit 1
+        fi
+        "$(dirname "$0")/install-qemu-deps.sh"
+        ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

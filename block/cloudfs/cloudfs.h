@@ -151,23 +151,44 @@ bool cfs_disk_map(CfsDisk *disk, uint64_t offset, uint64_t length,
                   CfsMapping *out, GError **errp);
 
 /*
- * Whether cfs_disk_verify() of a mapping into the record at record_offset
- * can run without reading the record's header from the file.  When not,
- * a caller that reads the data may read [record_offset, log_offset +
- * length) in one I/O instead and hand the leading part (up to the data)
- * to cfs_disk_learn_record(): one read instead of two, outside any lock.
+ * Whether cfs_disk_data_check() of a mapping into the record at
+ * record_offset can run without reading the record's header from the
+ * file.  When not, a caller that reads the data may read [record_offset,
+ * log_offset + length) in one I/O instead and hand the leading part (up
+ * to the data) to cfs_disk_learn_record(): one read instead of two,
+ * outside any lock.
  */
 bool cfs_disk_record_known(CfsDisk *disk, uint64_t record_offset);
 bool cfs_disk_learn_record(CfsDisk *disk, uint64_t record_offset,
                            const void *buf, size_t len, GError **errp);
 
 /*
- * Check data the caller read for a DATA mapping (length bytes starting at
- * m->log_offset + skip) against the payload block checksums.
+ * What a reader needs to check the data of a DATA mapping on its own: the
+ * checksums of its blocks, copied out of their record.  A record's
+ * checksums never change once its data is written, so the check needs
+ * no disk: it can run after the read, outside the lock that guards the
+ * disk, while other requests change it.
  */
-bool cfs_disk_verify(CfsDisk *disk, const CfsMapping *m, uint64_t skip,
-                     const struct iovec *iov, int iovcnt, uint64_t length,
-                     GError **errp);
+#define CFS_DATA_CHECK_MAX_BLOCKS 256
+typedef struct CfsDataCheck {
+    uint32_t block_size;
+    uint32_t first;             /* the first block's index in its record */
+    uint32_t nblocks;
+    uint64_t log_offset;        /* where the data is, for error messages */
+    uint8_t sums_le[CFS_DATA_CHECK_MAX_BLOCKS * 8];
+} CfsDataCheck;
+
+/*
+ * Fill check for the DATA mapping m, after shortening m->length to at
+ * most CFS_DATA_CHECK_MAX_BLOCKS blocks.  Reads the record's header from
+ * the file unless cfs_disk_record_known().
+ */
+bool cfs_disk_data_check(CfsDisk *disk, CfsMapping *m, CfsDataCheck *check,
+                         GError **errp);
+/* Check the data read for the mapping (check->nblocks blocks in iov) */
+bool cfs_data_check_verify(const CfsDataCheck *check,
+                           const struct iovec *iov, int iovcnt,
+                           GError **errp);
 
 /*
  * Convenience for ordinary processes: read guest bytes (block aligned)

@@ -420,29 +420,46 @@ bool cfs_disk_map(CfsDisk *disk, uint64_t offset, uint64_t length,
     return cfs_index_lookup(disk->head.index, offset, length, out, errp);
 }
 
-bool cfs_disk_verify(CfsDisk *disk, const CfsMapping *m, uint64_t skip,
-                     const struct iovec *iov, int iovcnt, uint64_t length,
-                     GError **errp)
+bool cfs_disk_data_check(CfsDisk *disk, CfsMapping *m, CfsDataCheck *check,
+                         GError **errp)
 {
     const CfsSums *r = cfs_sums_cached(disk, m->record_offset, errp);
-    uint64_t at = m->log_offset + skip;
     uint64_t payload_start;
+    uint32_t nblocks;
 
+    g_assert(m->kind == CFS_MAP_DATA);
     if (!r) {
         return false;
     }
+    m->length = MIN(m->length,
+                    (uint64_t)CFS_DATA_CHECK_MAX_BLOCKS * disk->block_size);
+    nblocks = m->length / disk->block_size;
     payload_start = m->record_offset + r->padded_len;
-    if (at < payload_start ||
-        at + length > payload_start + (uint64_t)r->nblocks * disk->block_size ||
-        (at - payload_start) % disk->block_size) {
+    if (m->log_offset < payload_start ||
+        (m->log_offset - payload_start) % disk->block_size ||
+        (m->log_offset - payload_start) / disk->block_size + nblocks >
+            r->nblocks) {
         g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
                     "index points outside the payload of the record at %"
                     G_GUINT64_FORMAT, m->record_offset);
         return false;
     }
-    return cfs_verify_sums(r->sums_le, disk->block_size,
-                           (at - payload_start) / disk->block_size,
-                           iov, iovcnt, length, at, errp);
+    check->block_size = disk->block_size;
+    check->first = (m->log_offset - payload_start) / disk->block_size;
+    check->nblocks = nblocks;
+    check->log_offset = m->log_offset;
+    memcpy(check->sums_le, r->sums_le + 8ull * check->first, 8ull * nblocks);
+    return true;
+}
+
+bool cfs_data_check_verify(const CfsDataCheck *check,
+                           const struct iovec *iov, int iovcnt,
+                           GError **errp)
+{
+    return cfs_verify_sums(check->sums_le, check->block_size, check->first,
+                           iov, iovcnt,
+                           (uint64_t)check->nblocks * check->block_size,
+                           check->log_offset, errp);
 }
 
 void cfs_disk_set_parent(CfsDisk *disk, CfsDisk *parent)
@@ -482,10 +499,15 @@ bool cfs_disk_pread(CfsDisk *disk, void *buf, uint64_t length,
             memset(out, 0, m.length);
             break;
         case CFS_MAP_DATA: {
-            struct iovec iov = { .iov_base = out, .iov_len = m.length };
+            CfsDataCheck check;
+            struct iovec iov = { .iov_base = out };
 
+            if (!cfs_disk_data_check(disk, &m, &check, errp)) {
+                return false;
+            }
+            iov.iov_len = m.length;
             if (!cfs_io_pread(&disk->io, out, m.length, m.log_offset, errp) ||
-                !cfs_disk_verify(disk, &m, 0, &iov, 1, m.length, errp)) {
+                !cfs_data_check_verify(&check, &iov, 1, errp)) {
                 return false;
             }
             break;

@@ -121,7 +121,7 @@ bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
                               uint32_t first, const struct iovec *iov,
                               int iovcnt, uint64_t length, uint64_t where,
                               GError **errp);
-/* The same against a record's little-endian checksum array */
+/* The same against little-endian checksums, sums_le[0] being block first's */
 bool cfs_verify_sums(const uint8_t *sums_le, uint32_t block_size,
                      uint32_t first, const struct iovec *iov, int iovcnt,
                      uint64_t length, uint64_t where, GError **errp);

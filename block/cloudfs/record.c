@@ -304,8 +304,8 @@ bool cfs_record_verify_blocks(const CfsRecord *r, uint32_t block_size,
                               int iovcnt, uint64_t length, uint64_t where,
                               GError **errp)
 {
-    return cfs_verify_sums(cfs_rec_sums(r), block_size, first, iov, iovcnt,
-                           length, where, errp);
+    return cfs_verify_sums(cfs_rec_sums(r) + 8ull * first, block_size, first,
+                           iov, iovcnt, length, where, errp);
 }
 
 bool cfs_verify_sums(const uint8_t *sums_le, uint32_t block_size,
@@ -351,7 +351,7 @@ bool cfs_verify_sums(const uint8_t *sums_le, uint32_t block_size,
         }
         uint64_t want;
 
-        memcpy(&want, sums_le + 8ull * index, 8);
+        memcpy(&want, sums_le + 8ull * b, 8);
         if (cfs_block_checksum(block, block_size, index) !=
             GUINT64_FROM_LE(want)) {
             g_set_error(errp, CFS_ERROR, CFS_ERROR_CORRUPT,
