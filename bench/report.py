@@ -110,6 +110,13 @@ def write(report, top):
         "``make bench`` (``bench/run.py --doc``).",
         "",
     ]
+    env = report.get("daemon environment")
+    if env:
+        lines += [
+            "qemu-storage-daemon ran with %s, so that freed request buffers "
+            "stay mapped, as a guest's RAM does (``KEEP_BUFFERS`` in "
+            "``bench/run.py`` says why)." % ", ".join(
+                "``%s=%s``" % kv for kv in sorted(env.items())), ""]
     if report.get("smoke"):
         lines += ["**These are smoke-test figures (tiny sizes, one run): "
                   "they only show that the suite works.**", ""]

@@ -40,8 +40,23 @@ def create(fmt, path, size):
         str(size))
 
 
+# The NBD server allocates each request's buffer and frees it when done.
+# With glibc's default (dynamic) thresholds, buffers of 1 MiB requests are
+# given back to the kernel and faulted in again at every request; where a
+# page fault is dear (a guest whose hypervisor shadows its page tables),
+# that cost swamps the formats', and the first touch of the data from user
+# space (cloudfs checksums it, raw and qcow2 only hand it to the kernel)
+# faults once more.  A guest's buffers are its RAM, mapped once: fixed
+# thresholds keep freed buffers in the heap, as long-lived as that.
+# bench/analysis.rst has the measurement; --malloc-default turns it off.
+KEEP_BUFFERS = {"MALLOC_MMAP_THRESHOLD_": str(32 * MiB),
+                "MALLOC_TRIM_THRESHOLD_": str(256 * MiB)}
+
+
 class Export:
     """A qemu-storage-daemon serving one image over NBD on a socket."""
+
+    env = None      # extra environment of the daemon
 
     def __init__(self, fmt, path, work):
         self.sock = os.path.join(work, "nbd.sock")
@@ -56,7 +71,8 @@ class Export:
             % fmt,
             "--nbd-server", "addr.type=unix,addr.path=%s" % self.sock,
             "--export", "type=nbd,id=e,node-name=d,writable=on,name=d",
-        ], stderr=subprocess.PIPE, text=True)
+        ], stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, **(self.env or {})))
         for _ in range(200):
             if os.path.exists(self.sock):
                 return
@@ -341,7 +357,11 @@ def main():
     p.add_argument("--only", action="append", default=[],
                    help="run only the NBD tests whose name contains this "
                    "(repeatable); skips the qemu-img measurements")
+    p.add_argument("--malloc-default", action="store_true",
+                   help="run qemu-storage-daemon with glibc's default "
+                   "malloc thresholds (see KEEP_BUFFERS)")
     args = p.parse_args()
+    Export.env = {} if args.malloc_default else KEEP_BUFFERS
     if args.smoke:
         args.size, args.reps, args.seconds = 32 * MiB, 1, 1
         args.convert_size, args.snapshot_sizes, args.extents = \
@@ -359,6 +379,7 @@ def main():
         suite.extents()
     report = {"started": started, "command": shlex.join(sys.argv),
               "smoke": args.smoke, "machine": suite.machine(),
+              "daemon environment": Export.env,
               "results": suite.results}
     out = args.out or os.path.join(TOP, "build", "bench-results.json")
     with open(out, "w") as f:
