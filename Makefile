@@ -11,13 +11,13 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
-build/main/build.ninja:
+build/main/build.ninja: | deps
 	meson setup build/main
 
-build/asan/build.ninja:
+build/asan/build.ninja: | deps
 	meson setup build/asan -Db_sanitize=address,undefined -Db_lundef=false
 
-build/fuzz/build.ninja:
+build/fuzz/build.ninja: | deps
 	CC=clang meson setup build/fuzz -Dfuzz=true \
 	    -Db_sanitize=address,undefined -Db_lundef=false
 

@@ -155,6 +155,14 @@ def write(report, top):
         r = median(by_fmt["raw"]) if "raw" in by_fmt else None
         rows.append([name, fmt_num(c), fmt_num(q), fmt_num(r), ratio(c, q),
                      ratio(c, r)])
+        # what the snapshot itself takes: the same process without it
+        base = res.get(name.replace("snapshot create", "snapshot list"))
+        if name.startswith("snapshot create") and base:
+            c, q = (median(by_fmt[f]) - median(base[f])
+                    if f in by_fmt and f in base else None
+                    for f in ("cloudfs", "qcow2"))
+            rows.append([name.replace("create", "create less list"),
+                         fmt_num(c), fmt_num(q), "n/a", ratio(c, q), "n/a"])
     lines += table("qemu-img", rows,
                    ["measurement", "cloudfs", "qcow2", "raw",
                     "cloudfs/qcow2", "cloudfs/raw"])
@@ -172,6 +180,10 @@ def write(report, top):
 def merge(reports):
     """One report from several runs: a test measured again in a later run
     takes that run's figures."""
+    envs = {repr(r.get("daemon environment")) for r in reports}
+    if len(envs) > 1:
+        raise SystemExit("report: the runs ran the daemon in different "
+                         "environments; their figures do not mix")
     out = dict(reports[0], results=dict(reports[0]["results"]))
     out["runs"] = [(r["command"], r["started"], list(r["results"]))
                    for r in reports]

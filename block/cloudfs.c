@@ -353,6 +353,13 @@ static int coroutine_fn GRAPH_RDLOCK cloudfs_check_parent(BlockDriverState *bs)
     return 0;
 }
 
+/* A read that cannot go on: say why, as the guest only sees an errno */
+static int cloudfs_read_error(GError *gerr)
+{
+    error_report("cloudfs: %s", gerr->message);
+    return cloudfs_error(gerr, NULL);
+}
+
 /*
  * Reads whose record header is not cached yet (right after open, or once
  * the cache turned over) would cost two I/Os, the header's under the
@@ -363,7 +370,7 @@ static int coroutine_fn GRAPH_RDLOCK cloudfs_check_parent(BlockDriverState *bs)
 #define CLOUDFS_JOINED_LEAD_MAX (128 * KiB)
 
 static int coroutine_fn GRAPH_RDLOCK
-cloudfs_read_with_header(BlockDriverState *bs, CfsMapping *m,
+cloudfs_read_with_header(BlockDriverState *bs, const CfsMapping *m,
                          QEMUIOVector *qiov, size_t qiov_offset)
 {
     BDRVCloudfsState *s = bs->opaque;
@@ -371,7 +378,7 @@ cloudfs_read_with_header(BlockDriverState *bs, CfsMapping *m,
     /* block aligned: record and data offsets both are */
     uint64_t lead = m->log_offset - m->record_offset;
     uint8_t *head = qemu_try_blockalign(bs->file->bs, lead);
-    CfsDataCheck check;
+    g_auto(CfsDataCheck) check = { .sums_le = NULL };
     QEMUIOVector both, data;
     int ret;
 
@@ -395,8 +402,7 @@ cloudfs_read_with_header(BlockDriverState *bs, CfsMapping *m,
         qemu_co_mutex_unlock(&s->lock);
         if (!known ||
             !cfs_data_check_verify(&check, data.iov, data.niov, &gerr)) {
-            error_report("cloudfs: %s", gerr->message);
-            ret = -EIO;
+            ret = cloudfs_read_error(g_steal_pointer(&gerr));
         }
     }
     qemu_iovec_destroy(&both);
@@ -407,9 +413,10 @@ cloudfs_read_with_header(BlockDriverState *bs, CfsMapping *m,
 
 /*
  * Where the next piece of a read comes from: its mapping and, for data
- * whose record header is cached, the checksums to check it against.
- * The only part of a read that needs the lock: the data is read and
- * checked without it, as log data never changes once written.
+ * not read together with its record header (*joined false), the
+ * checksums to check it against.  The only part of a read that needs the
+ * lock (the joined read takes it again, to learn the header): the data
+ * is read and checked without it, as log data never changes once written.
  */
 static int coroutine_fn GRAPH_RDLOCK
 cloudfs_read_plan(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -422,17 +429,15 @@ cloudfs_read_plan(BlockDriverState *bs, int64_t offset, int64_t bytes,
     *joined = false;
     qemu_co_mutex_lock(&s->lock);
     if (!cfs_disk_map(s->disk, offset, bytes, m, &gerr)) {
-        ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+        ret = cloudfs_read_error(g_steal_pointer(&gerr));
     } else if (m->kind == CFS_MAP_UNALLOCATED && bs->backing) {
         ret = cloudfs_check_parent(bs);
     } else if (m->kind == CFS_MAP_DATA) {
-        m->length = MIN(m->length, (uint64_t)CFS_DATA_CHECK_MAX_BLOCKS *
-                                   cfs_disk_block_size(s->disk));
         if (!cfs_disk_record_known(s->disk, m->record_offset) &&
             m->log_offset - m->record_offset <= CLOUDFS_JOINED_LEAD_MAX) {
             *joined = true;
         } else if (!cfs_disk_data_check(s->disk, m, check, &gerr)) {
-            ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+            ret = cloudfs_read_error(g_steal_pointer(&gerr));
         }
     }
     qemu_co_mutex_unlock(&s->lock);
@@ -451,7 +456,7 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     qatomic_inc(&s->reads);
     while (bytes > 0) {
         g_autoptr(GError) gerr = NULL;
-        CfsDataCheck check;
+        g_auto(CfsDataCheck) check = { .sums_le = NULL };
         CfsMapping m;
         QEMUIOVector slice;
         bool joined;
@@ -487,8 +492,7 @@ cloudfs_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
             qemu_iovec_init_slice(&slice, qiov, qiov_offset, m.length);
             if (!cfs_data_check_verify(&check, slice.iov, slice.niov,
                                        &gerr)) {
-                error_report("cloudfs: %s", gerr->message);
-                ret = -EIO;
+                ret = cloudfs_read_error(g_steal_pointer(&gerr));
             }
             qemu_iovec_destroy(&slice);
             break;
@@ -608,6 +612,7 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     g_autoptr(GArray) writes = g_array_new(FALSE, FALSE, sizeof(CfsWrite));
     g_autoptr(GPtrArray) reqs = g_ptr_array_new();
     uint64_t payload = 0, header_at = 0, log_end_before, log_end;
+    unsigned reads;
     bool lone;
     struct iovec header = { 0 };
     CfsAppendState state;
@@ -666,10 +671,11 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
      * bench/analysis.rst has the measurements.
      */
     log_end = cfs_disk_log_end(s->disk);
+    reads = qatomic_read(&s->reads);
     lone = reqs->len == 1 && s->inflight == 1 &&
            log_end - log_end_before < CLOUDFS_ZERO_AHEAD_BELOW &&
-           qatomic_read(&s->reads) == s->reads_seen;
-    s->reads_seen = qatomic_read(&s->reads);
+           reads == s->reads_seen;
+    s->reads_seen = reads;
     /* rounded, so that it settles at CLOUDFS_SHARE_ONE */
     s->lone_share = (s->lone_share * 7 + (lone ? CLOUDFS_SHARE_ONE : 0) +
                      4) / 8;

@@ -17,16 +17,19 @@ if [ "${1:-}" = bench ]; then
     packages+=(fio python3-matplotlib time)
 fi
 
-# meson comes from bookworm-backports (1.7), as QEMU's build needs it: a
-# build directory set up by bookworm's 1.0 is refused by 1.7 later on
+# meson from bookworm-backports (1.7), as QEMU's build needs it: a build
+# directory that bookworm's 1.0 set up is refused by 1.7 later on
 meson_version=$(meson --version 2>/dev/null || echo 0)
 case $meson_version in
     0|0.*|1.[0-4]|1.[0-4].*)
         if [ "$(id -u)" -ne 0 ]; then
-            echo "install-deps: meson >= 1.5 missing; run as root" >&2
-            exit 1
+            echo "install-deps: meson $meson_version is older than QEMU" \
+                 "needs (1.5); run as root to install it" >&2
+        else
+            "$(dirname "$0")/fetch-qemu-source.sh" --apt-setup-only
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends -t bookworm-backports meson >/dev/null
         fi
-        "$(dirname "$0")/install-qemu-deps.sh"
         ;;
 esac
 

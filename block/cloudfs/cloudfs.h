@@ -165,30 +165,34 @@ bool cfs_disk_learn_record(CfsDisk *disk, uint64_t record_offset,
 /*
  * What a reader needs to check the data of a DATA mapping on its own: the
  * checksums of its blocks, copied out of their record.  A record's
- * checksums never change once its data is written, so the check needs
- * no disk: it can run after the read, outside the lock that guards the
+ * checksums never change once its data is written, so the check touches
+ * no CfsDisk: it can run after the read, outside the lock that guards the
  * disk, while other requests change it.
  */
-#define CFS_DATA_CHECK_MAX_BLOCKS 256
+#define CFS_DATA_CHECK_INLINE_BLOCKS 64
 typedef struct CfsDataCheck {
     uint32_t block_size;
     uint32_t first;             /* the first block's index in its record */
     uint32_t nblocks;
     uint64_t log_offset;        /* where the data is, for error messages */
-    uint8_t sums_le[CFS_DATA_CHECK_MAX_BLOCKS * 8];
+    uint8_t *sums_le;           /* inline_sums, or allocated when longer */
+    uint8_t inline_sums[CFS_DATA_CHECK_INLINE_BLOCKS * 8];
 } CfsDataCheck;
 
 /*
- * Fill check for the DATA mapping m, after shortening m->length to at
- * most CFS_DATA_CHECK_MAX_BLOCKS blocks.  Reads the record's header from
- * the file unless cfs_disk_record_known().
+ * Fill check for the DATA mapping m.  Reads the record's header from the
+ * file unless cfs_disk_record_known().  check must be cleared with
+ * cfs_data_check_clear() afterwards, whatever this returns.
  */
-bool cfs_disk_data_check(CfsDisk *disk, CfsMapping *m, CfsDataCheck *check,
-                         GError **errp);
+bool cfs_disk_data_check(CfsDisk *disk, const CfsMapping *m,
+                         CfsDataCheck *check, GError **errp);
 /* Check the data read for the mapping (check->nblocks blocks in iov) */
 bool cfs_data_check_verify(const CfsDataCheck *check,
                            const struct iovec *iov, int iovcnt,
                            GError **errp);
+/* Free what cfs_disk_data_check() allocated; safe on a zeroed check */
+void cfs_data_check_clear(CfsDataCheck *check);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CfsDataCheck, cfs_data_check_clear)
 
 /*
  * Convenience for ordinary processes: read guest bytes (block aligned)

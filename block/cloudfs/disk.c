@@ -420,19 +420,18 @@ bool cfs_disk_map(CfsDisk *disk, uint64_t offset, uint64_t length,
     return cfs_index_lookup(disk->head.index, offset, length, out, errp);
 }
 
-bool cfs_disk_data_check(CfsDisk *disk, CfsMapping *m, CfsDataCheck *check,
-                         GError **errp)
+bool cfs_disk_data_check(CfsDisk *disk, const CfsMapping *m,
+                         CfsDataCheck *check, GError **errp)
 {
-    const CfsSums *r = cfs_sums_cached(disk, m->record_offset, errp);
-    uint64_t payload_start;
-    uint32_t nblocks;
+    const CfsSums *r;
+    uint64_t payload_start, nblocks;
 
-    g_assert(m->kind == CFS_MAP_DATA);
+    g_assert(m->kind == CFS_MAP_DATA && m->length % disk->block_size == 0);
+    check->sums_le = NULL;
+    r = cfs_sums_cached(disk, m->record_offset, errp);
     if (!r) {
         return false;
     }
-    m->length = MIN(m->length,
-                    (uint64_t)CFS_DATA_CHECK_MAX_BLOCKS * disk->block_size);
     nblocks = m->length / disk->block_size;
     payload_start = m->record_offset + r->padded_len;
     if (m->log_offset < payload_start ||
@@ -448,7 +447,9 @@ bool cfs_disk_data_check(CfsDisk *disk, CfsMapping *m, CfsDataCheck *check,
     check->first = (m->log_offset - payload_start) / disk->block_size;
     check->nblocks = nblocks;
     check->log_offset = m->log_offset;
-    memcpy(check->sums_le, r->sums_le + 8ull * check->first, 8ull * nblocks);
+    check->sums_le = nblocks <= CFS_DATA_CHECK_INLINE_BLOCKS ?
+                     check->inline_sums : g_malloc(8 * nblocks);
+    memcpy(check->sums_le, r->sums_le + 8ull * check->first, 8 * nblocks);
     return true;
 }
 
@@ -460,6 +461,14 @@ bool cfs_data_check_verify(const CfsDataCheck *check,
                            iov, iovcnt,
                            (uint64_t)check->nblocks * check->block_size,
                            check->log_offset, errp);
+}
+
+void cfs_data_check_clear(CfsDataCheck *check)
+{
+    if (check->sums_le != check->inline_sums) {
+        g_free(check->sums_le);
+    }
+    check->sums_le = NULL;
 }
 
 void cfs_disk_set_parent(CfsDisk *disk, CfsDisk *parent)
@@ -499,14 +508,11 @@ bool cfs_disk_pread(CfsDisk *disk, void *buf, uint64_t length,
             memset(out, 0, m.length);
             break;
         case CFS_MAP_DATA: {
-            CfsDataCheck check;
-            struct iovec iov = { .iov_base = out };
+            g_auto(CfsDataCheck) check = { 0 };
+            struct iovec iov = { .iov_base = out, .iov_len = m.length };
 
-            if (!cfs_disk_data_check(disk, &m, &check, errp)) {
-                return false;
-            }
-            iov.iov_len = m.length;
-            if (!cfs_io_pread(&disk->io, out, m.length, m.log_offset, errp) ||
+            if (!cfs_disk_data_check(disk, &m, &check, errp) ||
+                !cfs_io_pread(&disk->io, out, m.length, m.log_offset, errp) ||
                 !cfs_data_check_verify(&check, &iov, 1, errp)) {
                 return false;
             }
