@@ -72,10 +72,11 @@ typedef struct BDRVCloudfsState {
     BlockDriverState *bs;
 
     /*
-     * Every call into the core runs under this lock; the data I/O of reads
-     * and of appends runs outside it.  Log bytes never change once
-     * written, so a mapping taken under the lock stays valid while the
-     * lock is dropped to read the data it points at.
+     * Every call into the core that touches the CfsDisk runs under this
+     * lock; the data I/O of reads and of appends runs outside it, and so
+     * does checking read data against a CfsDataCheck.  Log bytes never
+     * change once written, so a mapping taken under the lock stays valid
+     * while the lock is dropped to read the data it points at.
      */
     CoMutex lock;
     QSIMPLEQ_HEAD(, CloudfsWriteReq) queue;     /* waiting for a batch */
