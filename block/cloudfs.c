@@ -602,8 +602,9 @@ static uint64_t cloudfs_req_payload(const CloudfsWriteReq *req)
  * Take every queued request (up to the record size limit) into one
  * append.  Called with the lock held; returns with it held.  Returns
  * false, with the requests back in the queue, when the open record is
- * full while other appends are in flight: it can only be frozen once
- * they are done, and the batch that freezes it then takes them along.
+ * full while the one frozen before it is not a version yet (or must
+ * first have its room cleared, which waits for the appends in flight):
+ * the batch that freezes it once they are done takes them along.
  */
 static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
 {
@@ -639,7 +640,8 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
                            &gerr);
     if (!a && g_error_matches(gerr, CFS_ERROR, CFS_ERROR_BUSY) &&
         s->inflight > 0) {
-        /* the open record is full: it is frozen once nothing is in flight */
+        /* the open record is full: it is frozen once the appends in
+         * flight have settled */
         for (guint i = reqs->len; i-- > 0;) {
             CloudfsWriteReq *req = reqs->pdata[i];
 

@@ -24,7 +24,10 @@ struct CfsAppend {
     uint64_t version;
     CfsRecord rec;              /* a whole record: its sealed header;
                                  * buf is NULL for a batch */
-    /* a batch of the open record: its part of the extents and sums */
+    /* a batch of an open record: which one (by offset: the record may
+     * be frozen by the time the batch is applied), and its part of that
+     * record's extents and sums */
+    uint64_t record_offset;
     guint first_extent, nextents;
     guint first_sum, nsums;
     bool carries_header;        /* also writes the frozen record's header */
@@ -369,16 +372,29 @@ static uint32_t header_room(CfsDisk *disk, const Layout *l)
                cfs_align_up(disk->room_hint, disk->block_size));
 }
 
+/* Free the zero buffers that grew out of use once no write can use them */
+static void free_retired_rooms(CfsDisk *disk)
+{
+    if (g_queue_is_empty(&disk->inflight) && !disk->unsettled) {
+        g_slist_free_full(g_steal_pointer(&disk->retired_rooms),
+                          cfs_free_aligned);
+    }
+}
+
 /*
- * len bytes of zeros, for a new record's header room.  Records open only
- * with nothing in flight, so no earlier write still uses the buffer when
- * it grows.
+ * len bytes of zeros, for a new record's header room.  A record may open
+ * while batches are in flight, one of which may be writing the buffer as
+ * the room of the record it opened: a buffer that grows out of use is
+ * kept until nothing is in flight.
  */
 static uint8_t *zero_room(CfsDisk *disk, uint32_t len)
 {
-    g_assert(g_queue_is_empty(&disk->inflight));
     if (len > disk->zero_room_len) {
-        cfs_free_aligned(disk->zero_room);
+        if (disk->zero_room) {
+            disk->retired_rooms = g_slist_prepend(disk->retired_rooms,
+                                                  disk->zero_room);
+        }
+        free_retired_rooms(disk);
         disk->zero_room = cfs_alloc_aligned(len);
         disk->zero_room_len = len;
     }
@@ -430,6 +446,7 @@ static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
     }
     layout_checksum(l, o->nsums);
     a->version = open_version(disk);
+    a->record_offset = o->offset;
     a->first_extent = o->extents->len;
     a->nextents = l->extents->len;
     a->first_sum = o->nsums;
@@ -447,10 +464,20 @@ static CfsAppend *queue_batch(CfsDisk *disk, Layout *l)
     return a;
 }
 
+/* The record a batch belongs to: the open one, or the one frozen since */
+static CfsOpenRecord *batch_record(CfsDisk *disk, const CfsAppend *a)
+{
+    if (disk->frozen.offset == a->record_offset) {
+        return &disk->frozen;
+    }
+    g_assert(disk->open.offset == a->record_offset);
+    return &disk->open;
+}
+
 /* A batch's data is written: its blocks become readable */
 static bool apply_batch(CfsDisk *disk, CfsAppend *a, GError **errp)
 {
-    CfsOpenRecord *o = &disk->open;
+    CfsOpenRecord *o = batch_record(disk, a);
 
     g_assert(a->first_extent == o->applied_extents &&
              a->first_sum == o->view->nblocks);
@@ -523,7 +550,37 @@ static void open_record_trim(CfsDisk *disk)
     } else {
         free_open_record(o);
         disk->log_end = disk->valid_end;
+        /* a record opened there again clears its room (stale_end) */
+        disk->open_room_stale = false;
     }
+}
+
+/*
+ * A batch failed at or before the one that was to write the frozen
+ * record's header (the header may or may not be in the file): the frozen
+ * record is open again, to be trimmed to its applied batches, and the
+ * record that batch began is gone.
+ */
+static void reopen_frozen(CfsDisk *disk)
+{
+    CfsOpenRecord *o = &disk->open;
+
+    if (!disk->frozen.offset) {
+        return;
+    }
+    g_assert(!o->applied_extents);
+    free_open_record(o);
+    *o = disk->frozen;
+    memset(&disk->frozen, 0, sizeof(disk->frozen));
+    cfs_record_clear(&disk->frozen_header);
+    /*
+     * That header may list batches that failed and are trimmed now:
+     * until a new header replaces it, batches written again over them,
+     * byte for byte, would let it pass, and a shorter new header would
+     * leave some of it in the room's padding.  Zero the room before
+     * anything else goes into the record.
+     */
+    disk->open_room_stale = true;
 }
 
 void cfs_disk_drop_unsealed(CfsDisk *disk)
@@ -534,6 +591,9 @@ void cfs_disk_drop_unsealed(CfsDisk *disk)
     cfs_free_aligned(disk->zero_room);
     disk->zero_room = NULL;
     disk->zero_room_len = 0;
+    g_slist_free_full(g_steal_pointer(&disk->retired_rooms),
+                      cfs_free_aligned);
+    disk->open_room_stale = false;
 }
 
 /* The header of record o is written: it is the new head version */
@@ -551,19 +611,53 @@ static void commit_record(CfsDisk *disk, CfsOpenRecord *o, CfsRecord *rec)
 
 /*
  * The open record is full and the next batch starts a new one: freeze
- * it.  Its header is built now and written with that batch (at another
- * offset, in parallel), and the record becomes a version when the batch
- * is applied; until then its checksums stay readable from disk->frozen.
+ * it.  Its header is built now, from every batch prepared for it (the
+ * last ones may still be in flight: the header's checksums are the
+ * blocks', whether their writes have landed or not), and written with
+ * that batch (at another offset, in parallel).  The record becomes a
+ * version when that batch is applied, that is after each of its own
+ * batches was; until then its checksums stay readable from disk->frozen.
  */
 static void freeze_open_record(CfsDisk *disk)
 {
-    g_assert(!disk->frozen.offset && g_queue_is_empty(&disk->inflight));
+    g_assert(!disk->frozen.offset);
     /* records fill up between flushes: give the next one more room */
     disk->room_hint = MIN(2 * disk->open.room, CFS_OPEN_ROOM_MAX);
     build_header(disk, &disk->open, &disk->frozen_header);
     chain_to(disk, &disk->frozen_header);
     disk->frozen = disk->open;
     memset(&disk->open, 0, sizeof(disk->open));
+}
+
+/*
+ * A record about to open where the file may hold an earlier writer's
+ * bytes: an earlier, torn record may start right here, and until our
+ * header is written its header would pass for ours, even describe our
+ * payload if the guest repeats the very writes it lost.  Zero the room,
+ * durably, before any of our data can land behind it.  Rare: only past
+ * a crash's torn tail or failed appends.
+ */
+static bool clear_room(CfsDisk *disk, uint32_t room, uint64_t offset,
+                       GError **errp)
+{
+    return cfs_io_pwrite(&disk->io, zero_room(disk, room), room, offset,
+                         errp) &&
+           cfs_io_flush(&disk->io, errp);
+}
+
+/* The open record's room may hold a header it outgrew: zero it first */
+static bool clear_open_room(CfsDisk *disk, GError **errp)
+{
+    if (!disk->open_room_stale) {
+        return true;
+    }
+    /* set with nothing in flight; the first batch or seal clears it */
+    g_assert(g_queue_is_empty(&disk->inflight));
+    if (!clear_room(disk, disk->open.room, disk->open.offset, errp)) {
+        return false;
+    }
+    disk->open_room_stale = false;
+    return true;
 }
 
 bool cfs_disk_seal(CfsDisk *disk, GError **errp)
@@ -582,11 +676,15 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
          * it were acknowledged.  Seal just those; a reopen rebuilds the
          * index from the log.
          */
+        reopen_frozen(disk);
         open_record_trim(disk);
         if (!o->offset) {
             return true;
         }
     } else if (!cfs_disk_check_writable(disk, errp)) {
+        return false;
+    }
+    if (!clear_open_room(disk, errp)) {
         return false;
     }
     /* a frozen record is committed or open again once nothing is in
@@ -607,21 +705,6 @@ bool cfs_disk_seal(CfsDisk *disk, GError **errp)
     chain_to(disk, &rec);
     commit_record(disk, o, &rec);
     return true;
-}
-
-/*
- * A record about to open where the file may hold an earlier writer's
- * bytes: an earlier, torn record may start right here, and until our
- * header is written its header would pass for ours, even describe our
- * payload if the guest repeats the very writes it lost.  Zero the room,
- * durably, before any of our data can land behind it.  Rare: only past
- * a crash's torn tail or failed appends.
- */
-static bool clear_room(CfsDisk *disk, uint32_t room, GError **errp)
-{
-    return cfs_io_pwrite(&disk->io, zero_room(disk, room), room,
-                         disk->log_end, errp) &&
-           cfs_io_flush(&disk->io, errp);
 }
 
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
@@ -658,14 +741,22 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
     } else {
         bool full = disk->open.offset && !open_record_takes(disk, &l);
 
-        if (full && (!g_queue_is_empty(&disk->inflight) ||
-                     disk->frozen.offset)) {
+        /*
+         * One frozen record at a time; and where the room must first be
+         * cleared (rare), nothing in flight: that write and its flush
+         * are synchronous.
+         */
+        if (full && (disk->frozen.offset ||
+                     (disk->log_end < disk->stale_end &&
+                      !g_queue_is_empty(&disk->inflight)))) {
             g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,
                         "the open record is full: retry once the appends "
                         "in flight have settled");
-        } else if ((!disk->open.offset || full) &&
-                   disk->log_end < disk->stale_end &&
-                   !clear_room(disk, header_room(disk, &l), errp)) {
+        } else if (!clear_open_room(disk, errp) ||
+                   ((!disk->open.offset || full) &&
+                    disk->log_end < disk->stale_end &&
+                    !clear_room(disk, header_room(disk, &l), disk->log_end,
+                                errp))) {
             /* nothing happened */
         } else {
             if (full) {
@@ -701,7 +792,10 @@ static void apply_ready(CfsDisk *disk)
             continue;
         }
         if (a->carries_header) {
-            /* both writes done: the frozen record is a version now */
+            /* both writes done, and every batch of the frozen record
+             * was applied before: it is a version now */
+            g_assert(disk->frozen.applied_extents ==
+                     disk->frozen.extents->len);
             commit_record(disk, &disk->frozen, &disk->frozen_header);
         }
         applied = a->rec.buf
@@ -733,6 +827,7 @@ static void apply_ready(CfsDisk *disk)
         }
         cfs_disk_recover_tail(disk);
     }
+    free_retired_rooms(disk);
 }
 
 /*
@@ -746,25 +841,12 @@ static void apply_ready(CfsDisk *disk)
  */
 void cfs_disk_recover_tail(CfsDisk *disk)
 {
-    CfsOpenRecord *o = &disk->open;
-
     if (!g_queue_is_empty(&disk->inflight) || disk->unsettled ||
         disk->index_broken) {
         return;
     }
     disk->stale_end = MAX(disk->stale_end, disk->log_end);
-    if (disk->frozen.offset) {
-        /*
-         * The batch that was to write the frozen record's header failed
-         * (the header may or may not be in the file): the record is open
-         * again, and the record that batch began is gone.
-         */
-        g_assert(!o->applied_extents);
-        free_open_record(o);
-        *o = disk->frozen;
-        memset(&disk->frozen, 0, sizeof(disk->frozen));
-        cfs_record_clear(&disk->frozen_header);
-    }
+    reopen_frozen(disk);
     open_record_trim(disk);
     disk->prep_version = disk->head.version;
     memcpy(disk->prep_version_id, disk->head.version_id, CFS_ID_LEN);
@@ -780,6 +862,7 @@ CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret)
         a->written = true;
         disk->unsettled--;
         cfs_disk_recover_tail(disk);
+        free_retired_rooms(disk);
         return a->state;
     }
     a->written = true;

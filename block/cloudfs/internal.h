@@ -268,6 +268,10 @@ struct CfsDisk {
     uint32_t room_hint;         /* header room for the next record */
     uint8_t *zero_room;         /* zeros a new record's first batch writes */
     uint32_t zero_room_len;
+    GSList *retired_rooms;      /* outgrown zero_rooms in-flight writes may
+                                 * still use */
+    bool open_room_stale;       /* the open record's room may hold an old
+                                 * header of it: zero before use */
     unsigned unsettled;         /* failed appends whose write still runs */
     uint64_t stale_end;         /* bytes below this may be an earlier
                                  * writer's: never take them for ours */

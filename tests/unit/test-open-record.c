@@ -164,40 +164,160 @@ static void test_header_room_grows(void)
     test_image_cleanup(&t);
 }
 
-/* A full record cannot be sealed under batches still in flight */
-static void test_full_while_in_flight(void)
+/*
+ * A full record is frozen while its last batches are still in flight:
+ * the batch that begins the next record writes its header at once, and
+ * the record becomes a version once that batch and every batch before it
+ * are applied, whatever order their writes finish in.  Only a second
+ * full record waits, until the frozen one is a version.
+ */
+static void test_freeze_while_in_flight(void)
 {
     TestImage t;
     CfsDisk *disk;
     GError *err = NULL;
-    static uint8_t bufs[200][BS];
-    CfsAppend *a[200];
-    int n = 0;
+    static uint8_t bufs[600][BS];
+    static uint8_t model[SIZE];
+    CfsAppend *a[600];
+    uint64_t header_at;
+    const void *header;
+    int n = 0, carrier = -1;
 
     test_image_init(&t);
     disk = test_create_open(&t, SIZE, BS);
     for (;;) {
+        uint64_t at = (uint64_t)(2 * n % NBLOCKS) * BS;
+
+        g_assert_cmpint(n, <, G_N_ELEMENTS(a));
         test_fill(bufs[n], BS, n + 1);
-        a[n] = test_prepare(disk, bufs[n], BS,
-                            (uint64_t)(2 * n % NBLOCKS) * BS, &err);
+        a[n] = test_prepare(disk, bufs[n], BS, at, &err);
         if (!a[n]) {
             break;
         }
+        if (cfs_append_header(a[n], disk, &header_at, &header)) {
+            g_assert_cmpint(carrier, ==, -1);
+            carrier = n;
+        }
+        memcpy(model + at, bufs[n], BS);
         n++;
     }
     g_assert_error(err, CFS_ERROR, CFS_ERROR_BUSY);
     g_clear_error(&err);
-    g_assert_cmpint(n, ==, 166);
-    for (int i = 0; i < n; i++) {
+    /* 166 batches fill the first record, the next one has twice the room */
+    g_assert_cmpint(carrier, ==, 166);
+    g_assert_cmpint(n, ==, 166 + (2 * BS - 96) / 24);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
+    /* the last write finishes first: each waits for those before it */
+    for (int i = n - 1; i >= 0; i--) {
         g_assert_cmpint(write_and_complete(disk, a[i]), ==,
-                        CFS_APPEND_APPLIED);
+                        i ? CFS_APPEND_PENDING : CFS_APPEND_APPLIED);
+    }
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpint(cfs_append_state(a[i]), ==, CFS_APPEND_APPLIED);
         cfs_append_free(a[i]);
     }
-    /* settled: the same batch now seals the full record first */
-    append_one(disk, bufs[n], BS, (uint64_t)(2 * n % NBLOCKS) * BS);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    test_assert_content(disk, model, SIZE);
+    /* the frozen record is a version: the full second one freezes now */
+    test_fill(bufs[n], BS, n + 1);
+    memcpy(model + 2 * n % NBLOCKS * BS, bufs[n], BS);
+    append_one(disk, bufs[n], BS, (uint64_t)(2 * n % NBLOCKS) * BS);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 2);
+    g_assert_true(cfs_disk_close(disk, &err));
+    g_assert_no_error(err);
+
+    disk = test_open(&t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 3);
+    test_assert_content(disk, model, SIZE);
     cfs_disk_free(disk);
     test_image_cleanup(&t);
+}
+
+/*
+ * A batch of the frozen record fails while the batch that writes the
+ * record's header succeeds: that header is in the file and lists the
+ * failed batch.  The record is open again with the batches before it,
+ * and its room is zeroed before anything else goes into it: the very
+ * bytes written again at the failed batch's place, for another guest
+ * offset, must not let the old header pass, nor describe the failed
+ * write, after a crash.  Flushed instead, the record holds exactly the
+ * batches that succeeded.
+ */
+static void frozen_batch_fails(bool crash)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    static uint8_t model[SIZE];
+    uint8_t failed[BS], next[BS];
+    const uint64_t failed_at = 1 * BS, again_at = 3 * BS;
+    CfsAppend *b, *c;
+    CfsCheckResult res;
+    uint64_t b_offset;
+
+    memset(model, 0, sizeof(model));
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    for (int i = 0; i < 165; i++) {
+        uint64_t at = (uint64_t)(4 + 2 * i % (NBLOCKS - 4)) * BS;
+
+        test_fill(model + at, BS, i + 1);
+        append_one(disk, model + at, BS, at);
+    }
+    test_fill(failed, BS, 500);
+    test_fill(next, BS, 501);
+    b = test_prepare(disk, failed, BS, failed_at, &err);
+    g_assert_no_error(err);
+    b_offset = cfs_append_offset(b);
+    c = test_prepare(disk, next, BS, 2 * BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(write_and_complete(disk, c), ==, CFS_APPEND_PENDING);
+    /* b fails, and its data never reaches the file */
+    g_assert_cmpint(cfs_append_complete(disk, b, -EIO), ==,
+                    CFS_APPEND_FAILED);
+    g_assert_cmpint(cfs_append_state(c), ==, CFS_APPEND_FAILED);
+    cfs_append_free(b);
+    cfs_append_free(c);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
+    g_assert_cmpuint(cfs_disk_log_end(disk), ==, b_offset);
+
+    /* the same bytes again, for another offset, land where b would have */
+    b = test_prepare(disk, failed, BS, again_at, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_append_offset(b), ==, b_offset);
+    g_assert_cmpint(write_and_complete(disk, b), ==, CFS_APPEND_APPLIED);
+    cfs_append_free(b);
+    memcpy(model + again_at, failed, BS);
+    test_assert_content(disk, model, SIZE);
+    if (crash) {
+        cfs_disk_free(disk);
+        disk = test_open(&t, 0, CFS_VERSION_HEAD);
+        g_assert_cmpuint(cfs_disk_version(disk), ==, 0);
+        test_assert_range(disk, failed_at, BS, NULL);
+        cfs_disk_free(disk);
+    } else {
+        g_assert_true(cfs_disk_close(disk, &err));
+        g_assert_no_error(err);
+        disk = test_open(&t, 0, CFS_VERSION_HEAD);
+        g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+        test_assert_content(disk, model, SIZE);
+        cfs_disk_free(disk);
+    }
+    g_assert_true(cfs_check(&t.io, false, &res, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    cfs_check_result_clear(&res);
+    test_image_cleanup(&t);
+}
+
+static void test_frozen_batch_fails_crash(void)
+{
+    frozen_batch_fails(true);
+}
+
+static void test_frozen_batch_fails_flush(void)
+{
+    frozen_batch_fails(false);
 }
 
 /*
@@ -433,8 +553,12 @@ int main(int argc, char **argv)
     g_test_add_func("/open-record/header-room-full", test_header_room_full);
     g_test_add_func("/open-record/frozen-record", test_frozen_record);
     g_test_add_func("/open-record/header-room-grows", test_header_room_grows);
-    g_test_add_func("/open-record/full-while-in-flight",
-                    test_full_while_in_flight);
+    g_test_add_func("/open-record/freeze-while-in-flight",
+                    test_freeze_while_in_flight);
+    g_test_add_func("/open-record/frozen-batch-fails-crash",
+                    test_frozen_batch_fails_crash);
+    g_test_add_func("/open-record/frozen-batch-fails-flush",
+                    test_frozen_batch_fails_flush);
     g_test_add_func("/open-record/failure-keeps-applied-batches",
                     test_failure_keeps_applied_batches);
     g_test_add_func("/open-record/failure-waits-for-writes-in-flight",
