@@ -742,11 +742,13 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
         bool full = disk->open.offset && !open_record_takes(disk, &l);
 
         /*
-         * One frozen record at a time; and where the room must first be
-         * cleared (rare), nothing in flight: that write and its flush
-         * are synchronous.
+         * A full record is frozen only once its first batch is applied:
+         * that batch writes zeros over the whole header room, which must
+         * not land after the header.  One frozen record at a time; and
+         * where the room must first be cleared (rare), nothing in
+         * flight: that write and its flush are synchronous.
          */
-        if (full && (disk->frozen.offset ||
+        if (full && (!disk->open.applied_extents || disk->frozen.offset ||
                      (disk->log_end < disk->stale_end &&
                       !g_queue_is_empty(&disk->inflight)))) {
             g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,

@@ -223,8 +223,9 @@ typedef struct CfsAppend CfsAppend;
  * a version (cfs_append_version()) when the record is sealed: by
  * cfs_disk_flush(), by any metadata operation, by a checkpoint, at close,
  * or by the first batch that does not fit the record's header room
- * (cfs_append_header()).  That last case needs no append in flight:
- * otherwise this fails with CFS_ERROR_BUSY.
+ * (cfs_append_header()).  That last case needs the record's first batch
+ * applied and no other record waiting for its header: otherwise this
+ * fails with CFS_ERROR_BUSY (retry once an append in flight completes).
  */
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
                               size_t nwrites, GError **errp);
