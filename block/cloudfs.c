@@ -602,9 +602,10 @@ static uint64_t cloudfs_req_payload(const CloudfsWriteReq *req)
  * Take every queued request (up to the record size limit) into one
  * append.  Called with the lock held; returns with it held.  Returns
  * false, with the requests back in the queue, when the open record is
- * full while the one frozen before it is not a version yet (or must
- * first have its room cleared, which waits for the appends in flight):
- * the batch that freezes it once they are done takes them along.
+ * full while its first append is still in flight (as after a flush,
+ * when the record's room fits its first batch only; or when the next
+ * record's room must first be cleared, which waits for every append in
+ * flight): the batch that freezes it once that is done takes them along.
  */
 static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
 {

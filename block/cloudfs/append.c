@@ -372,29 +372,21 @@ static uint32_t header_room(CfsDisk *disk, const Layout *l)
                cfs_align_up(disk->room_hint, disk->block_size));
 }
 
-/* Free the zero buffers that grew out of use once no write can use them */
-static void free_retired_rooms(CfsDisk *disk)
-{
-    if (g_queue_is_empty(&disk->inflight) && !disk->unsettled) {
-        g_slist_free_full(g_steal_pointer(&disk->retired_rooms),
-                          cfs_free_aligned);
-    }
-}
-
 /*
- * len bytes of zeros, for a new record's header room.  A record may open
- * while batches are in flight, one of which may be writing the buffer as
- * the room of the record it opened: a buffer that grows out of use is
- * kept until nothing is in flight.
+ * len bytes of zeros, for a new record's header room.  Only a record's
+ * first batch writes the buffer, and no record opens while such a batch
+ * is in flight (a full record is frozen only once its first batch is
+ * applied), so no write still uses the buffer when it grows.
  */
 static uint8_t *zero_room(CfsDisk *disk, uint32_t len)
 {
     if (len > disk->zero_room_len) {
-        if (disk->zero_room) {
-            disk->retired_rooms = g_slist_prepend(disk->retired_rooms,
-                                                  disk->zero_room);
+        for (GList *l = disk->inflight.head; l; l = l->next) {
+            const CfsAppend *a = l->data;
+
+            g_assert(a->rec.buf || a->offset != a->record_offset);
         }
-        free_retired_rooms(disk);
+        cfs_free_aligned(disk->zero_room);
         disk->zero_room = cfs_alloc_aligned(len);
         disk->zero_room_len = len;
     }
@@ -573,6 +565,9 @@ static void reopen_frozen(CfsDisk *disk)
     *o = disk->frozen;
     memset(&disk->frozen, 0, sizeof(disk->frozen));
     cfs_record_clear(&disk->frozen_header);
+    /* its header is no version: the record seals as the head's next */
+    disk->prep_version = disk->head.version;
+    memcpy(disk->prep_version_id, disk->head.version_id, CFS_ID_LEN);
     /*
      * That header may list batches that failed and are trimmed now:
      * until a new header replaces it, batches written again over them,
@@ -591,8 +586,6 @@ void cfs_disk_drop_unsealed(CfsDisk *disk)
     cfs_free_aligned(disk->zero_room);
     disk->zero_room = NULL;
     disk->zero_room_len = 0;
-    g_slist_free_full(g_steal_pointer(&disk->retired_rooms),
-                      cfs_free_aligned);
     disk->open_room_stale = false;
 }
 
@@ -744,11 +737,13 @@ CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,
         /*
          * A full record is frozen only once its first batch is applied:
          * that batch writes zeros over the whole header room, which must
-         * not land after the header.  One frozen record at a time; and
+         * not land after the header.  (So only one record is frozen at a
+         * time: a record's first batch writes the header of the record
+         * frozen before it, and the two become versions together.)  And
          * where the room must first be cleared (rare), nothing in
          * flight: that write and its flush are synchronous.
          */
-        if (full && (!disk->open.applied_extents || disk->frozen.offset ||
+        if (full && (!disk->open.applied_extents ||
                      (disk->log_end < disk->stale_end &&
                       !g_queue_is_empty(&disk->inflight)))) {
             g_set_error(errp, CFS_ERROR, CFS_ERROR_BUSY,
@@ -829,7 +824,6 @@ static void apply_ready(CfsDisk *disk)
         }
         cfs_disk_recover_tail(disk);
     }
-    free_retired_rooms(disk);
 }
 
 /*
@@ -864,7 +858,6 @@ CfsAppendState cfs_append_complete(CfsDisk *disk, CfsAppend *a, int ret)
         a->written = true;
         disk->unsettled--;
         cfs_disk_recover_tail(disk);
-        free_retired_rooms(disk);
         return a->state;
     }
     a->written = true;

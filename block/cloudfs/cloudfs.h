@@ -224,7 +224,8 @@ typedef struct CfsAppend CfsAppend;
  * cfs_disk_flush(), by any metadata operation, by a checkpoint, at close,
  * or by the first batch that does not fit the record's header room
  * (cfs_append_header()).  That last case needs the record's first batch
- * applied and no other record waiting for its header: otherwise this
+ * applied (and nothing in flight where the next record's room must first
+ * be cleared, past a crash's torn tail or failed appends): otherwise this
  * fails with CFS_ERROR_BUSY (retry once an append in flight completes).
  */
 CfsAppend *cfs_append_prepare(CfsDisk *disk, const CfsWrite *writes,

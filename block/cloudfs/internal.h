@@ -263,13 +263,12 @@ struct CfsDisk {
     GQueue inflight;            /* CfsAppend *, in version order */
     CfsOpenRecord open;
     CfsOpenRecord frozen;       /* full, its header being written by the
-                                 * batch that began the open record */
+                                 * batch that began the open record; its
+                                 * last batches may still be in flight */
     CfsRecord frozen_header;
     uint32_t room_hint;         /* header room for the next record */
     uint8_t *zero_room;         /* zeros a new record's first batch writes */
     uint32_t zero_room_len;
-    GSList *retired_rooms;      /* outgrown zero_rooms in-flight writes may
-                                 * still use */
     bool open_room_stale;       /* the open record's room may hold an old
                                  * header of it: zero before use */
     unsigned unsettled;         /* failed appends whose write still runs */

@@ -365,6 +365,70 @@ static void test_damaged_root(void)
     fixture_free(&f);
 }
 
+/*
+ * A batch of a frozen record that the index cannot take (it maps into a
+ * damaged leaf): the record is open again, and close seals the batches
+ * applied before that one as the head's next version; they survive the
+ * reopen after a repair.
+ */
+static void test_frozen_batch_meets_damaged_leaf(void)
+{
+    Fixture f;
+    CfsDisk *disk;
+    GError *err = NULL;
+    uint8_t buf[BS];
+    uint64_t guest, version, header_at;
+    const void *header;
+    CfsAppend *lost, *carrier;
+
+    fixture_build(&f);
+    /* checkpoint the tail so that opening does not need the leaf */
+    disk = test_open(&f.t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
+    g_assert_true(cfs_disk_close(disk, &err));
+    flip_byte(&f.t, newest_first_leaf(&f, &guest) + 200);
+    disk = test_open(&f.t, CFS_OPEN_RDWR, CFS_VERSION_HEAD);
+    /* single blocks far from the damaged leaf, until the open record
+     * has one place left in its header room */
+    for (int i = 0; !disk->open.offset ||
+                    disk->open.extents->len + 1 <
+                    (disk->open.room - sizeof(CfsRecordHeader)) /
+                    (sizeof(CfsWriteExtent) + 8); i++) {
+        uint64_t at = SIZE - (uint64_t)(1 + 2 * (i % 1024)) * BS;
+
+        g_assert_cmpint(i, <, 4096);
+        test_fill(f.model + at, BS, 4242 + i);
+        g_assert_cmpint(test_append(disk, f.model + at, BS, at), ==,
+                        CFS_APPEND_APPLIED);
+    }
+    version = cfs_disk_version(disk);
+    test_fill(buf, BS, 9999);
+    lost = test_prepare(disk, buf, BS, guest, &err);
+    g_assert_no_error(err);
+    carrier = test_prepare(disk, buf, BS, SIZE - 400 * BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_append_header(carrier, disk, &header_at, &header),
+                     >, 0);
+    g_assert_cmpint(cfs_append_complete(disk, carrier,
+                                        test_append_write(disk, carrier)),
+                    ==, CFS_APPEND_PENDING);
+    g_assert_cmpint(cfs_append_complete(disk, lost,
+                                        test_append_write(disk, lost)),
+                    ==, CFS_APPEND_FAILED);
+    g_assert_cmpint(cfs_append_state(carrier), ==, CFS_APPEND_FAILED);
+    cfs_append_free(lost);
+    cfs_append_free(carrier);
+    g_assert_true(disk->index_broken);
+    g_assert_true(cfs_disk_close(disk, &err));
+    g_assert_no_error(err);
+
+    repair_and_recheck(&f.t);
+    disk = test_open(&f.t, 0, CFS_VERSION_HEAD);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, version + 1);
+    test_assert_content(disk, f.model, SIZE);
+    cfs_disk_free(disk);
+    fixture_free(&f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -373,6 +437,8 @@ int main(int argc, char **argv)
     g_test_add_func("/index-persist/damaged-leaf", test_damaged_leaf);
     g_test_add_func("/index-persist/write-through-damaged-leaf",
                     test_write_through_damaged_leaf);
+    g_test_add_func("/index-persist/frozen-batch-meets-damaged-leaf",
+                    test_frozen_batch_meets_damaged_leaf);
     g_test_add_func("/index-persist/damaged-leaf-at-log-end",
                     test_damaged_leaf_at_log_end);
     g_test_add_func("/index-persist/damaged-root", test_damaged_root);

@@ -186,9 +186,10 @@ static void test_header_room_grows(void)
  * the batch that begins the next record writes its header at once, and
  * the record becomes a version once that batch and every batch before it
  * are applied, whatever order their writes finish in.  Not before its
- * first batch is applied (that one writes zeros over the header's room),
- * nor while another record is frozen.  A flush, then a crash: every
- * version is there, the file checks clean.
+ * first batch is applied (that one writes zeros over the header's room):
+ * the second record fills up while its first batch, which writes the
+ * first record's header, is in flight, and waits.  A flush, then a
+ * crash: every version is there, the file checks clean.
  */
 static void test_freeze_while_in_flight(void)
 {
