@@ -466,6 +466,64 @@ static void test_failure_waits_for_writes_in_flight(void)
 }
 
 /*
+ * Past failed appends the file may hold their bytes: a record that opens
+ * below their end first has its room cleared, synchronously, so a full
+ * record there is frozen only with nothing in flight.  What is written
+ * there reads back after a flush and a crash, and the file checks clean.
+ */
+static void test_full_below_stale_end(void)
+{
+    TestImage t;
+    CfsDisk *disk;
+    GError *err = NULL;
+    static uint8_t model[SIZE];
+    static uint8_t bufs[200][BS];
+    g_autofree uint8_t *failed = g_malloc(200 * BS);
+    CfsAppend *a, *held;
+    int n;
+
+    memset(model, 0, sizeof(model));
+    test_image_init(&t);
+    disk = test_create_open(&t, SIZE, BS);
+    /* 200 blocks whose write lands but reports an error */
+    test_fill(failed, 200 * BS, 7);
+    a = test_prepare(disk, failed, 200 * BS, 0, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(test_append_write(disk, a), ==, 0);
+    g_assert_cmpint(cfs_append_complete(disk, a, -EIO), ==,
+                    CFS_APPEND_FAILED);
+    cfs_append_free(a);
+    /* 165 single blocks, then one held in flight: the room is full */
+    for (n = 0; n < 166; n++) {
+        uint64_t at = (uint64_t)(2 * n % NBLOCKS) * BS;
+
+        test_fill(bufs[n], BS, n + 1);
+        memcpy(model + at, bufs[n], BS);
+        if (n < 165) {
+            append_one(disk, bufs[n], BS, at);
+        }
+    }
+    held = test_prepare(disk, bufs[165], BS, 330 % NBLOCKS * BS, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_disk_log_end(disk), <, disk->stale_end);
+    test_fill(bufs[166], BS, 167);
+    g_assert_null(test_prepare(disk, bufs[166], BS, BS, &err));
+    g_assert_error(err, CFS_ERROR, CFS_ERROR_BUSY);
+    g_clear_error(&err);
+    g_assert_cmpint(write_and_complete(disk, held), ==, CFS_APPEND_APPLIED);
+    cfs_append_free(held);
+    /* settled: the next record's room is cleared, the full one frozen */
+    memcpy(model + BS, bufs[166], BS);
+    append_one(disk, bufs[166], BS, BS);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_no_error(err);
+    cfs_disk_free(disk);    /* a crash after the flush */
+    assert_reopens(&t, 2, model);
+    test_image_cleanup(&t);
+}
+
+/*
  * A torn record's header, left past the log by a crash, must not pass
  * for the header of the record written over it, even when the new
  * record's data is the very data the torn one lost (a guest replaying
@@ -624,6 +682,8 @@ int main(int argc, char **argv)
                     test_failure_keeps_applied_batches);
     g_test_add_func("/open-record/failure-waits-for-writes-in-flight",
                     test_failure_waits_for_writes_in_flight);
+    g_test_add_func("/open-record/full-below-stale-end",
+                    test_full_below_stale_end);
     g_test_add_func("/open-record/stale-header-cleared",
                     test_stale_header_cleared);
     g_test_add_func("/open-record/crash-and-cut", test_crash_and_cut);
