@@ -46,6 +46,19 @@ static void assert_reopens(TestImage *t, uint64_t version,
     cfs_check_result_clear(&res);
 }
 
+/* Flush, crash, reopen: the flush made version, and it survived */
+static void crash_after_flush(TestImage *t, CfsDisk *disk, uint64_t version,
+                              const uint8_t *content)
+{
+    GError *err = NULL;
+
+    g_assert_true(cfs_disk_flush(disk, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(cfs_disk_version(disk), ==, version);
+    cfs_disk_free(disk);
+    assert_reopens(t, version, content);
+}
+
 /*
  * Single-block writes share one header block: (4096 - 96) / (16 + 8) =
  * 166 of them fit; the 167th seals the record and opens the next.  The
@@ -249,11 +262,7 @@ static void test_freeze_while_in_flight(void)
     memcpy(model + 2 * n % NBLOCKS * BS, bufs[n], BS);
     append_one(disk, bufs[n], BS, (uint64_t)(2 * n % NBLOCKS) * BS);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 2);
-    g_assert_true(cfs_disk_flush(disk, &err));
-    g_assert_no_error(err);
-    g_assert_cmpuint(cfs_disk_version(disk), ==, 3);
-    cfs_disk_free(disk);    /* a crash after the flush */
-    assert_reopens(&t, 3, model);
+    crash_after_flush(&t, disk, 3, model);
     test_image_cleanup(&t);
 }
 
@@ -292,11 +301,7 @@ static void test_freeze_waits_for_first_batch(void)
     g_assert_no_error(err);
     g_assert_cmpint(write_and_complete(disk, b), ==, CFS_APPEND_APPLIED);
     cfs_append_free(b);
-    g_assert_true(cfs_disk_flush(disk, &err));
-    g_assert_no_error(err);
-    g_assert_cmpuint(cfs_disk_version(disk), ==, 3);
-    cfs_disk_free(disk);    /* a crash after the flush */
-    assert_reopens(&t, 3, two);
+    crash_after_flush(&t, disk, 3, two);
     test_image_cleanup(&t);
 }
 
@@ -516,10 +521,7 @@ static void test_full_below_stale_end(void)
     memcpy(model + BS, bufs[166], BS);
     append_one(disk, bufs[166], BS, BS);
     g_assert_cmpuint(cfs_disk_version(disk), ==, 1);
-    g_assert_true(cfs_disk_flush(disk, &err));
-    g_assert_no_error(err);
-    cfs_disk_free(disk);    /* a crash after the flush */
-    assert_reopens(&t, 2, model);
+    crash_after_flush(&t, disk, 2, model);
     test_image_cleanup(&t);
 }
 
