@@ -102,6 +102,8 @@ typedef struct BDRVCloudfsState {
     uint64_t zeroing_from;      /* where the chunk being written starts:
                                  * appends reaching past it wait */
     void *zeros;                /* CLOUDFS_ZERO_BUF of them, or NULL */
+    int file_errno;             /* of the core's last failed I/O on
+                                 * bs->file (cloudfs_request_error) */
 } BDRVCloudfsState;
 
 extern BlockDriver bdrv_cloudfs;
@@ -139,6 +141,13 @@ void cloudfs_io_forget_growth(BDRVCloudfsState *s);
 void cloudfs_io_cleanup(BDRVCloudfsState *s);
 /* Turn a core error into an errno and an Error */
 int cloudfs_error(GError *gerr, Error **errp);
+/*
+ * The same for the error of a core call that a guest request made on an
+ * open image (clear s->file_errno before the call): an I/O error of
+ * bs->file keeps its errno, so that ENOSPC while sealing a record or
+ * writing a checkpoint reaches werror=enospc, as it does for guest data
+ */
+int cloudfs_request_error(BDRVCloudfsState *s, GError *gerr, Error **errp);
 
 /* block/cloudfs-snapshot.c */
 int cloudfs_snapshot_create(BlockDriverState *bs, QEMUSnapshotInfo *sn_info);

@@ -23,13 +23,22 @@
  * hold it, the main loop may take it), but TSA cannot follow a call
  * through the CfsIO function pointers, hence TSA_NO_TSA below.
  */
+/* The core keeps only a message of the errno: the driver keeps the errno */
+static int cloudfs_io_result(BDRVCloudfsState *s, int ret)
+{
+    if (ret < 0) {
+        s->file_errno = -ret;
+        return ret;
+    }
+    return 0;
+}
+
 static int cloudfs_io_pread(void *opaque, void *buf, size_t len,
                             uint64_t offset) TSA_NO_TSA
 {
     BDRVCloudfsState *s = opaque;
-    int ret = bdrv_pread(s->bs->file, offset, len, buf, 0);
 
-    return ret < 0 ? ret : 0;
+    return cloudfs_io_result(s, bdrv_pread(s->bs->file, offset, len, buf, 0));
 }
 
 static int cloudfs_io_pwritev(void *opaque, const struct iovec *iov,
@@ -41,14 +50,15 @@ static int cloudfs_io_pwritev(void *opaque, const struct iovec *iov,
         QEMUIOVector qiov;
 
         qemu_iovec_init_external(&qiov, (struct iovec *)iov, iovcnt);
-        return bdrv_co_pwritev(s->bs->file, offset, qiov.size, &qiov, 0);
+        return cloudfs_io_result(s, bdrv_co_pwritev(s->bs->file, offset,
+                                                    qiov.size, &qiov, 0));
     }
     for (int i = 0; i < iovcnt; i++) {
         int ret = bdrv_pwrite(s->bs->file, offset, iov[i].iov_len,
                               iov[i].iov_base, 0);
 
         if (ret < 0) {
-            return ret;
+            return cloudfs_io_result(s, ret);
         }
         offset += iov[i].iov_len;
     }
@@ -59,15 +69,15 @@ static int cloudfs_io_flush(void *opaque) TSA_NO_TSA
 {
     BDRVCloudfsState *s = opaque;
 
-    return bdrv_flush(s->bs->file->bs);
+    return cloudfs_io_result(s, bdrv_flush(s->bs->file->bs));
 }
 
 static int cloudfs_io_truncate(void *opaque, uint64_t size) TSA_NO_TSA
 {
     BDRVCloudfsState *s = opaque;
 
-    return bdrv_truncate(s->bs->file, size, false, PREALLOC_MODE_OFF, 0,
-                         NULL);
+    return cloudfs_io_result(s, bdrv_truncate(s->bs->file, size, false,
+                                              PREALLOC_MODE_OFF, 0, NULL));
 }
 
 static int64_t cloudfs_io_size(void *opaque) TSA_NO_TSA
@@ -334,4 +344,18 @@ int cloudfs_error(GError *gerr, Error **errp)
     error_setg(errp, "%s", gerr->message);
     g_error_free(gerr);
     return ret;
+}
+
+int cloudfs_request_error(BDRVCloudfsState *s, GError *gerr, Error **errp)
+{
+    int file_errno = s->file_errno;
+
+    s->file_errno = 0;
+    if (!g_error_matches(gerr, CFS_ERROR, CFS_ERROR_IO) || !file_errno) {
+        /* a disk refusing writes after an earlier failure, say: EIO */
+        return cloudfs_error(gerr, errp);
+    }
+    error_setg(errp, "%s", gerr->message);
+    g_error_free(gerr);
+    return -file_errno;
 }

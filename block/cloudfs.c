@@ -637,6 +637,7 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
         g_ptr_array_add(reqs, req);
     }
     log_end_before = cfs_disk_log_end(s->disk);
+    s->file_errno = 0;
     a = cfs_append_prepare(s->disk, (CfsWrite *)writes->data, writes->len,
                            &gerr);
     if (!a && g_error_matches(gerr, CFS_ERROR, CFS_ERROR_BUSY) &&
@@ -654,7 +655,7 @@ static bool coroutine_fn GRAPH_RDLOCK cloudfs_lead_batch(BlockDriverState *bs)
     }
     if (!a) {
         error_report("cloudfs: %s", gerr->message);
-        ret = -EIO;
+        ret = cloudfs_request_error(s, g_steal_pointer(&gerr), NULL);
         goto out;
     }
     s->inflight++;
@@ -851,8 +852,9 @@ cloudfs_co_flush_to_os(BlockDriverState *bs)
     }
     cloudfs_quiesce(s);
     /* flushes the file, and checkpoints when the log has grown enough */
+    s->file_errno = 0;
     if (!cfs_disk_flush(s->disk, &gerr)) {
-        ret = cloudfs_error(g_steal_pointer(&gerr), NULL);
+        ret = cloudfs_request_error(s, g_steal_pointer(&gerr), NULL);
     }
     trace_cloudfs_flush(bs, cfs_disk_version(s->disk), ret);
     cloudfs_unquiesce(s);
