@@ -120,6 +120,24 @@ def fio(uri, rw, bs, depth, size, seconds, mix=None):
     return iops, bw, moved, job["write"]["io_bytes"]
 
 
+STORAGE_TEST = "write 1M QD4, fio on a file without QEMU"
+# the kinds of space the storage probe writes to (Suite.storage)
+STORAGE_KINDS = ["written", "hole", "fallocated"]
+
+
+def fio_file(path, size, seconds):
+    """IOPS and bytes/s of 1 MiB direct writes at QD4 on a file; once over
+    it when seconds is 0."""
+    cmd = ["fio", "--name=job", "--filename=%s" % path,
+           "--ioengine=io_uring", "--direct=1", "--rw=write",
+           "--bs=%d" % MiB, "--iodepth=4", "--size=%d" % size,
+           "--output-format=json"]
+    if seconds:
+        cmd += ["--time_based", "--runtime=%d" % seconds]
+    job = json.loads(run(*cmd).stdout)["jobs"][0]
+    return job["write"]["iops"], job["write"]["bw_bytes"]
+
+
 def allocated(path):
     return os.stat(path).st_blocks * 512
 
@@ -138,8 +156,9 @@ class Suite:
     def record(self, name, fmt, values):
         self.results.setdefault(name, {})[fmt] = values
 
-    def each(self, name, prepare, measure):
-        """Median over repetitions of measure() for every format.
+    def each(self, name, prepare, measure, size=None):
+        """Median over repetitions of measure() for every format, on
+        images of size (the suite's size unless given).
 
         The formats take turns within each round (cloudfs, qcow2, raw,
         then again), so that a slow spell of a shared machine falls on all
@@ -149,7 +168,7 @@ class Suite:
         for _ in range(self.args.reps):
             for fmt in FORMATS:
                 path = self.image(fmt)
-                create(fmt, path, self.size)
+                create(fmt, path, size or self.size)
                 state = prepare(fmt, path)
                 samples[fmt].append(measure(fmt, path, state))
                 os.unlink(path)
@@ -196,6 +215,9 @@ class Suite:
             # all the way, where the timed run above overwrites after its
             # first pass (bench/analysis.rst)
             ("write 1M QD4, one pass", nothing, "write", MiB, 4, None),
+            # images too big to wrap around within the run: every format
+            # writes new space all the time, as a log always does
+            ("write 1M QD4, new space", nothing, "write", MiB, 4, None),
             ("read 1M QD4", self.fill, "read", MiB, 4, None),
             ("randrw 70/30 4k QD16", self.fill, "randrw", 4096, 16, 70),
         ]
@@ -208,12 +230,14 @@ class Suite:
             print(name, flush=True)
 
             once = name.endswith("one pass")
+            size = self.args.new_space_size if name.endswith("new space") \
+                else self.size
 
             def measure(fmt, path, state, rw=rw, bs=bs, depth=depth,
-                        mix=mix, once=once):
+                        mix=mix, once=once, size=size):
                 def run_fio(exp):
                     before = exp.bytes_written()
-                    result = fio(exp.uri, rw, bs, depth, self.size,
+                    result = fio(exp.uri, rw, bs, depth, size,
                                  0 if once else secs, mix)
                     return result + (exp.bytes_written() - before,)
 
@@ -226,7 +250,38 @@ class Suite:
                         "device amplification":
                             stored / written if written else None}
 
-            self.each(name, prepare, measure)
+            self.each(name, prepare, measure, size)
+
+    # --- the storage alone ----------------------------------------------
+    def storage(self):
+        """1 MiB writes at QD4 by fio on a file of the same file system,
+        without QEMU: what the storage charges for writing new space
+        (a hole, or space fallocated and not yet written) against
+        overwriting written blocks.  A log always writes new space; raw's
+        timed run overwrites its blocks from its second pass on."""
+        print("storage alone", flush=True)
+        path = os.path.join(self.work, "storage.probe")
+        samples = {kind: [] for kind in STORAGE_KINDS}
+        for _ in range(self.args.reps):
+            for kind in STORAGE_KINDS:
+                if os.path.exists(path):
+                    os.unlink(path)
+                size = self.size if kind == "written" else \
+                    self.args.new_space_size
+                with open(path, "wb") as f:
+                    if kind == "fallocated":
+                        os.posix_fallocate(f.fileno(), 0, size)
+                    else:
+                        f.truncate(size)
+                if kind == "written":
+                    fio_file(path, size, 0)
+                iops, bw = fio_file(path, size, self.args.seconds)
+                samples[kind].append({"iops": iops, "MB/s": bw / 1e6})
+                os.unlink(path)
+        for kind in STORAGE_KINDS:
+            self.record(STORAGE_TEST, kind, samples[kind])
+            print("  %-10s %s" % (kind, [round(s["iops"]) for s in
+                                         samples[kind]]), flush=True)
 
     # --- qemu-img -------------------------------------------------------
     def convert(self):
@@ -363,25 +418,35 @@ def main():
                    help="rewrite docs/performance.rst and the plot")
     p.add_argument("--only", action="append", default=[],
                    help="run only the tests whose name contains this "
-                   "(repeatable); of the qemu-img measurements, 'convert', "
-                   "'snapshot' and 'extents' name theirs")
+                   "(repeatable); 'storage' names the storage probe, and "
+                   "of the qemu-img measurements, 'convert', 'snapshot' "
+                   "and 'extents' name theirs")
+    p.add_argument("--reps", type=int, default=None,
+                   help="repetitions of every measurement (default 5; 1 "
+                   "with --smoke)")
     p.add_argument("--malloc-default", action="store_true",
                    help="run qemu-storage-daemon with glibc's default "
                    "malloc thresholds (see KEEP_BUFFERS)")
     args = p.parse_args()
     Export.env = {} if args.malloc_default else KEEP_BUFFERS
     if args.smoke:
-        args.size, args.reps, args.seconds = 32 * MiB, 1, 1
+        size, reps, args.seconds = 32 * MiB, 1, 1
         args.convert_size, args.snapshot_sizes, args.extents = \
             32 * MiB, [8 * MiB], 2000
+        args.new_space_size = 64 * MiB
     else:
-        args.size, args.reps, args.seconds = 1 * GiB, 5, 5
+        size, reps, args.seconds = 1 * GiB, 5, 5
         args.convert_size, args.snapshot_sizes, args.extents = \
             2 * GiB, [1 * GiB, 16 * GiB], 1000000
+        # more than 5 s of writes reach on any disk here (the suite needs
+        # that much free space, as cloudfs's timed runs do already)
+        args.new_space_size = 32 * GiB
+    args.size = size
+    args.reps = args.reps or reps
     suite = Suite(args)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     suite.fio_tests()
-    for part in ("convert", "snapshot", "extents"):
+    for part in ("storage", "convert", "snapshot", "extents"):
         if not args.only or any(o in part for o in args.only):
             getattr(suite, {"snapshot": "snapshots"}.get(part, part))()
     report = {"started": started, "command": shlex.join(sys.argv),
