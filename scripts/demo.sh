@@ -1,6 +1,7 @@
 #!/bin/bash
 # The cloudfs demo: a disk's life in versions.  Creates a disk, imports
-# data, snapshots it, writes more, reverts, and replicates it with deltas
+# data, snapshots it, branches the snapshot into a second disk, writes
+# more, reverts, and replicates it with deltas
 # to a second disk, showing the version ids as they go; then QEMU: a disk
 # made in a store and seen by qemu-img, and a guest that boots from
 # cloudfs:ID, writes, is snapshotted, changes its disks and is reverted.
@@ -10,9 +11,10 @@ cfs=$top/build/bin/cloudfs
 work=${DEMO_DIR:-$(mktemp -d /tmp/cloudfs-demo.XXXXXX)}
 mkdir -p "$work"
 cd "$work"
-rm -f disk.cfs replica.cfs golden.raw now.raw
+rm -f disk.cfs replica.cfs branch.cfs golden.raw now.raw
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+fail() { echo "demo: FAIL: $*" >&2; exit 1; }
 
 step "Create a 64 MiB disk"
 run "$cfs" create disk.cfs 64M
@@ -26,6 +28,19 @@ run "$cfs" info disk.cfs
 
 step "Snapshot it as 'golden' (O(1): a named version)"
 run "$cfs" snapshot create disk.cfs golden
+
+step "Branch 'golden' into a new disk (an instant clone: no data copied)"
+run "$cfs" create --parent disk.cfs@golden branch.cfs
+run "$top/build/bin/qemu-io" -f cloudfs -c "write -P 0x62 2M 64K" branch.cfs
+run "$cfs" info branch.cfs
+"$cfs" export branch.cfs branch.raw
+cp golden.raw expect.raw
+head -c 64K /dev/zero | tr '\0' 'b' |
+    dd of=expect.raw bs=64K seek=32 conv=notrunc status=none
+truncate -s 8M branch.raw
+cmp expect.raw branch.raw || fail "the branch does not read as expected"
+echo "branch.cfs == golden.raw with its own 64 KiB at 2 MiB"
+ls -ls disk.cfs branch.cfs
 
 step "Replicate: a full delta creates a replica with the same version id"
 "$cfs" export-delta disk.cfs 0 > full.delta
@@ -53,7 +68,8 @@ step "Revert the disk to 'golden' (the abandoned head stays readable)"
 run "$cfs" snapshot revert disk.cfs golden
 run "$cfs" export disk.cfs back.raw
 truncate -s 8M back.raw
-run cmp golden.raw back.raw && echo "reverted content == golden.raw"
+run cmp golden.raw back.raw || fail "the reverted disk is not golden.raw"
+echo "reverted content == golden.raw"
 
 step "Version ids: primary and replica"
 id_of() { "$cfs" info --json "$1" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["version"], j["version-id"])'; }
@@ -61,6 +77,8 @@ echo "disk.cfs     $(id_of disk.cfs)   (after the revert)"
 echo "replica.cfs  $(id_of replica.cfs)   (before the revert)"
 "$cfs" export-delta disk.cfs "$from" | "$cfs" apply-delta replica.cfs
 echo "replica.cfs  $(id_of replica.cfs)   (caught up)"
+[ "$(id_of replica.cfs)" = "$(id_of disk.cfs)" ] ||
+    fail "the replica did not catch up with the disk"
 run "$cfs" check replica.cfs
 
 step "QEMU: a disk in the store, by id"

@@ -86,6 +86,18 @@ else
 fi
 run_iotests "QEMU's generic iotests on cloudfs" $(generic_iotests)
 
+# the demo of README's first set-up command (make demo), which checks
+# what it shows (the revert, the branch's content, the guest's writes)
+echo "=== demo (scripts/demo.sh)"
+demo_dir=$(mktemp -d /tmp/cloudfs-demo-test.XXXXXX)
+if DEMO_DIR=$demo_dir scripts/demo.sh > build/demo.log 2>&1; then
+    passed=$((passed + 1))
+else
+    tail -20 build/demo.log
+    failed=$((failed + 1)); failures+=("demo (build/demo.log)")
+fi
+rm -rf "$demo_dir"
+
 # a smoke pass of the benchmarks (tiny sizes), only to keep them working
 echo "=== benchmark smoke pass"
 if scripts/install-deps.sh bench &&
