@@ -53,25 +53,27 @@ def amplification_rows(res, key, only):
 
 def storage_table(res):
     """The storage probe (bench/run.py, Suite.storage): fio's writes to
-    each kind of space, and their ratio to overwriting written space."""
+    each kind of space, and their ratio to the first kind's (overwriting
+    written blocks)."""
     by_kind = res.get("write 1M QD4, fio on a file without QEMU")
-    if not by_kind or "written" not in by_kind:
+    if not by_kind:
         return []
-    written = by_kind["written"]
+    base_kind, base = next(iter(by_kind.items()))
     rows = [[kind, fmt_num(median(samples, "iops")),
-             "1" if kind == "written" else paired(samples, written, "iops")]
+             "1" if kind == base_kind else paired(samples, base, "iops")]
             for kind, samples in by_kind.items()]
     out = table("The storage alone: 1 MiB writes at QD4, fio on a file "
                 "without QEMU (IOPS)", rows,
-                ["space written", "IOPS", "ratio to written space"])
+                ["space written", "IOPS", "ratio to the first row"])
     return out[:3] + [
         "What the file system and the disk below it charge for writing new",
         "space (a hole of a sparse file, or space ``fallocate``\\ d and not",
-        "yet written) against overwriting blocks written before.  A log",
-        "always writes new space; raw's timed runs above overwrite their",
-        "blocks from their second pass on, where ``write 1M QD4, new",
-        "space`` gives every format images too big to wrap around in the",
-        "run.",
+        "yet written) against overwriting blocks written before, each kind",
+        "writing the same number of bytes; and what overwriting a file of",
+        "the images' size again and again gains besides, as raw's timed",
+        "runs above do from their second pass on.  A log always writes new",
+        "space; ``write 1M QD4, new space`` above gives every format images",
+        "too big to wrap around in the run.",
         ""] + out[3:]
 
 

@@ -121,20 +121,22 @@ def fio(uri, rw, bs, depth, size, seconds, mix=None):
 
 
 STORAGE_TEST = "write 1M QD4, fio on a file without QEMU"
-# the kinds of space the storage probe writes to (Suite.storage)
-STORAGE_KINDS = ["written", "hole", "fallocated"]
+# the kinds of space the storage probe writes to (Suite.storage); the
+# first is the others' baseline
+STORAGE_SMALL = "over a file of the images' size, again and again"
+STORAGE_KINDS = ["over written blocks", "into a hole",
+                 "into fallocated space", STORAGE_SMALL]
 
 
-def fio_file(path, size, seconds):
-    """IOPS and bytes/s of 1 MiB direct writes at QD4 on a file; once over
-    it when seconds is 0."""
-    cmd = ["fio", "--name=job", "--filename=%s" % path,
-           "--ioengine=io_uring", "--direct=1", "--rw=write",
-           "--bs=%d" % MiB, "--iodepth=4", "--size=%d" % size,
-           "--output-format=json"]
-    if seconds:
-        cmd += ["--time_based", "--runtime=%d" % seconds]
-    job = json.loads(run(*cmd).stdout)["jobs"][0]
+def fio_file(path, size, total):
+    """IOPS and bytes/s of 1 MiB direct writes at QD4 on a file of size
+    bytes, writing total bytes (over and over the file if it is
+    smaller)."""
+    job = json.loads(run(
+        "fio", "--name=job", "--filename=%s" % path, "--ioengine=io_uring",
+        "--direct=1", "--rw=write", "--bs=%d" % MiB, "--iodepth=4",
+        "--size=%d" % size, "--io_size=%d" % total,
+        "--output-format=json").stdout)["jobs"][0]
     return job["write"]["iops"], job["write"]["bw_bytes"]
 
 
@@ -149,12 +151,15 @@ class Suite:
         os.makedirs(self.work, exist_ok=True)
         self.size = args.size
         self.results = {}
+        self.saver = None       # called after every result recorded
 
     def image(self, fmt):
         return os.path.join(self.work, "bench.%s" % fmt)
 
     def record(self, name, fmt, values):
         self.results.setdefault(name, {})[fmt] = values
+        if self.saver:
+            self.saver()
 
     def each(self, name, prepare, measure, size=None):
         """Median over repetitions of measure() for every format, on
@@ -255,32 +260,43 @@ class Suite:
     # --- the storage alone ----------------------------------------------
     def storage(self):
         """1 MiB writes at QD4 by fio on a file of the same file system,
-        without QEMU: what the storage charges for writing new space
-        (a hole, or space fallocated and not yet written) against
-        overwriting written blocks.  A log always writes new space; raw's
-        timed run overwrites its blocks from its second pass on."""
+        without QEMU, the same number of bytes for each kind of space:
+        what the storage charges for writing new space (a hole, or space
+        fallocated and not yet written) against overwriting written
+        blocks, and what overwriting a small file again and again gains
+        besides (raw's timed runs do that: 1 GiB, some ten times over
+        in 5 s).
+        A log always writes new space."""
+        total = self.args.probe_bytes
+        free = shutil.disk_usage(self.work).free
+        if free < total + 2 * GiB:
+            print("storage alone: skipped, %d GiB free and the probe needs "
+                  "%d" % (free // GiB, total // GiB + 2), flush=True)
+            return
         print("storage alone", flush=True)
         path = os.path.join(self.work, "storage.probe")
         samples = {kind: [] for kind in STORAGE_KINDS}
-        for _ in range(self.args.reps):
-            for kind in STORAGE_KINDS:
-                if os.path.exists(path):
+        try:
+            for _ in range(self.args.reps):
+                for kind in STORAGE_KINDS:
+                    size = min(self.size, total) \
+                        if kind == STORAGE_SMALL else total
+                    with open(path, "wb") as f:
+                        if kind == "into fallocated space":
+                            os.posix_fallocate(f.fileno(), 0, size)
+                        else:
+                            f.truncate(size)
+                    if kind in ("over written blocks", STORAGE_SMALL):
+                        fio_file(path, size, size)
+                    iops, bw = fio_file(path, size, total)
+                    samples[kind].append({"iops": iops, "MB/s": bw / 1e6})
                     os.unlink(path)
-                size = self.size if kind == "written" else \
-                    self.args.new_space_size
-                with open(path, "wb") as f:
-                    if kind == "fallocated":
-                        os.posix_fallocate(f.fileno(), 0, size)
-                    else:
-                        f.truncate(size)
-                if kind == "written":
-                    fio_file(path, size, 0)
-                iops, bw = fio_file(path, size, self.args.seconds)
-                samples[kind].append({"iops": iops, "MB/s": bw / 1e6})
+        finally:
+            if os.path.exists(path):
                 os.unlink(path)
         for kind in STORAGE_KINDS:
             self.record(STORAGE_TEST, kind, samples[kind])
-            print("  %-10s %s" % (kind, [round(s["iops"]) for s in
+            print("  %-28s %s" % (kind, [round(s["iops"]) for s in
                                          samples[kind]]), flush=True)
 
     # --- qemu-img -------------------------------------------------------
@@ -421,7 +437,7 @@ def main():
                    "(repeatable); 'storage' names the storage probe, and "
                    "of the qemu-img measurements, 'convert', 'snapshot' "
                    "and 'extents' name theirs")
-    p.add_argument("--reps", type=int, default=None,
+    p.add_argument("--reps", type=lambda v: max(1, int(v)), default=None,
                    help="repetitions of every measurement (default 5; 1 "
                    "with --smoke)")
     p.add_argument("--malloc-default", action="store_true",
@@ -433,7 +449,7 @@ def main():
         size, reps, args.seconds = 32 * MiB, 1, 1
         args.convert_size, args.snapshot_sizes, args.extents = \
             32 * MiB, [8 * MiB], 2000
-        args.new_space_size = 64 * MiB
+        args.new_space_size = args.probe_bytes = 64 * MiB
     else:
         size, reps, args.seconds = 1 * GiB, 5, 5
         args.convert_size, args.snapshot_sizes, args.extents = \
@@ -441,26 +457,36 @@ def main():
         # more than 5 s of writes reach on any disk here (the suite needs
         # that much free space, as cloudfs's timed runs do already)
         args.new_space_size = 32 * GiB
+        # what 1 MiB writes at QD4 move in a few seconds here
+        args.probe_bytes = 8 * GiB
     args.size = size
     args.reps = args.reps or reps
-    suite = Suite(args)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    suite.fio_tests()
-    for part in ("storage", "convert", "snapshot", "extents"):
-        if not args.only or any(o in part for o in args.only):
-            getattr(suite, {"snapshot": "snapshots"}.get(part, part))()
-    report = {"started": started, "command": shlex.join(sys.argv),
-              "smoke": args.smoke, "machine": suite.machine(),
-              "daemon environment": Export.env,
-              "results": suite.results}
     out = args.out or os.path.join(TOP, "build", "bench-results.json")
-    with open(out, "w") as f:
-        json.dump(report, f, indent=1)
+    report = {"started": started, "command": shlex.join(sys.argv),
+              "smoke": args.smoke, "daemon environment": Export.env}
+    suite = Suite(args)
+
+    def save():
+        # after every part, so that one that fails loses nothing before it
+        report.update(machine=suite.machine(), results=suite.results)
+        with open(out, "w") as f:
+            json.dump(report, f, indent=1)
+
+    suite.saver = save
+    try:
+        suite.fio_tests()
+        for part in ("storage", "convert", "snapshot", "extents"):
+            names = [part] + ([STORAGE_TEST] if part == "storage" else [])
+            if not args.only or any(o in n for o in args.only
+                                    for n in names):
+                getattr(suite, {"snapshot": "snapshots"}.get(part, part))()
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
     print("results: %s" % out)
     if args.doc:
         import report as rep
         rep.write(report, TOP)
-    shutil.rmtree(args.work, ignore_errors=True)
 
 
 if __name__ == "__main__":

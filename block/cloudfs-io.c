@@ -18,11 +18,6 @@
 #include "cloudfs-int.h"
 #include "trace.h"
 
-/*
- * The core runs under the caller's graph read lock (the request paths
- * hold it, the main loop may take it), but TSA cannot follow a call
- * through the CfsIO function pointers, hence TSA_NO_TSA below.
- */
 /* The core keeps only a message of the errno: the driver keeps the errno */
 static int cloudfs_io_result(BDRVCloudfsState *s, int ret)
 {
@@ -33,6 +28,11 @@ static int cloudfs_io_result(BDRVCloudfsState *s, int ret)
     return 0;
 }
 
+/*
+ * The core runs under the caller's graph read lock (the request paths
+ * hold it, the main loop may take it), but TSA cannot follow a call
+ * through the CfsIO function pointers, hence TSA_NO_TSA below.
+ */
 static int cloudfs_io_pread(void *opaque, void *buf, size_t len,
                             uint64_t offset) TSA_NO_TSA
 {
