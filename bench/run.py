@@ -269,9 +269,10 @@ class Suite:
         A log always writes new space."""
         total = self.args.probe_bytes
         free = shutil.disk_usage(self.work).free
-        if free < total + 2 * GiB:
-            print("storage alone: skipped, %d GiB free and the probe needs "
-                  "%d" % (free // GiB, total // GiB + 2), flush=True)
+        need = total + min(2 * GiB, total)     # and a margin
+        if free < need:
+            print("storage alone: skipped, %d MiB free and the probe needs "
+                  "%d" % (free // MiB, need // MiB), flush=True)
             return
         print("storage alone", flush=True)
         path = os.path.join(self.work, "storage.probe")
@@ -474,6 +475,7 @@ def main():
             json.dump(report, f, indent=1)
 
     suite.saver = save
+    save()      # a run that records nothing still leaves its report
     try:
         suite.fio_tests()
         for part in ("storage", "convert", "snapshot", "extents"):
