@@ -1,8 +1,8 @@
 #!/bin/bash
 # The cloudfs demo: a disk's life in versions.  Creates a disk, imports
 # data, snapshots it, branches the snapshot into a second disk, writes
-# more, reverts, and replicates it with deltas
-# to a third disk, showing the version ids as they go; then QEMU: a disk
+# more, reverts, and replicates it with deltas to a third disk, showing
+# the version ids as they go; then QEMU: a disk
 # made in a store and seen by qemu-img, and a guest that boots from
 # cloudfs:ID, writes, is snapshotted, changes its disks and is reverted.
 set -euo pipefail
@@ -76,10 +76,9 @@ id_of() { "$cfs" info --json "$1" | python3 -c 'import json,sys; j=json.load(sys
 echo "disk.cfs     $(id_of disk.cfs)   (after the revert)"
 echo "replica.cfs  $(id_of replica.cfs)   (before the revert)"
 "$cfs" export-delta disk.cfs "$from" | "$cfs" apply-delta replica.cfs
-echo "replica.cfs  $(id_of replica.cfs)   (caught up)"
 replica=$(id_of replica.cfs)
-primary=$(id_of disk.cfs)
-[ -n "$replica" ] && [ "$replica" = "$primary" ] ||
+echo "replica.cfs  $replica   (caught up)"
+[ -n "$replica" ] && [ "$replica" = "$(id_of disk.cfs)" ] ||
     fail "the replica did not catch up with the disk"
 run "$cfs" check replica.cfs
 
