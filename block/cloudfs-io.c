@@ -128,6 +128,23 @@ cloudfs_io_learn_length(BDRVCloudfsState *s, uint64_t log_end)
 }
 
 /*
+ * fallocate() bs->file from start, at or past its end and above every
+ * append in flight, to want, and record the new length.
+ */
+static int coroutine_fn GRAPH_RDLOCK
+cloudfs_io_allocate(BDRVCloudfsState *s, uint64_t start, uint64_t want)
+{
+    int ret = bdrv_co_pwrite_zeroes(s->bs->file, start, want - start,
+                                    BDRV_REQ_NO_FALLBACK);
+
+    trace_cloudfs_preallocate(s->bs, want, ret);
+    if (ret == 0) {
+        s->file_end = want;
+    }
+    return ret;
+}
+
+/*
  * The log only ever appends, and on ext4 and XFS a direct write past the
  * end of the file takes the inode lock exclusively and completes
  * synchronously: io_uring hands each such write to a worker thread and
@@ -153,8 +170,7 @@ cloudfs_io_learn_length(BDRVCloudfsState *s, uint64_t log_end)
 void coroutine_fn GRAPH_RDLOCK
 cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
 {
-    uint64_t want, start;
-    int ret;
+    uint64_t want;
 
     if (s->zeroing || log_end < s->prealloc_retry_at ||
         log_end + CLOUDFS_PREALLOC_CHUNK / 2 <= s->file_end) {
@@ -166,15 +182,9 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
     }
     want = QEMU_ALIGN_UP(log_end + CLOUDFS_PREALLOC_CHUNK,
                          CLOUDFS_PREALLOC_CHUNK);
-    start = MAX(s->file_end, from);
-    ret = bdrv_co_pwrite_zeroes(s->bs->file, start, want - start,
-                                BDRV_REQ_NO_FALLBACK);
-    trace_cloudfs_preallocate(s->bs, want, ret);
-    if (ret < 0) {
+    if (cloudfs_io_allocate(s, MAX(s->file_end, from), want) < 0) {
         cloudfs_io_growth_failed(s, log_end);
-        return;
     }
-    s->file_end = want;
 }
 
 /*
@@ -187,6 +197,12 @@ cloudfs_io_preallocate(BDRVCloudfsState *s, uint64_t from, uint64_t log_end)
  * appends overwrite them: the device writes those bytes twice, which
  * costs less than the conversions while the writes are small and more
  * once they are big (bench/analysis.rst).
+ *
+ * The zeros are written into space fallocate() has given the file first,
+ * a chunk of CLOUDFS_PREALLOC_CHUNK at a time, not past its end: a write
+ * past the end takes the inode lock exclusively (above), and the appends
+ * that overwrite zeros, which share it, would wait behind it.  Where the
+ * file cannot be grown that way the zeros extend it themselves.
  *
  * The zeros are written by a coroutine of their own, so that no request
  * waits for them: they are written once fewer than CLOUDFS_ZERO_AHEAD / 2
@@ -215,6 +231,15 @@ static void coroutine_fn cloudfs_zero_ahead_entry(void *opaque)
     int ret = 0;
 
     bdrv_graph_co_rdlock();
+    qemu_co_mutex_lock(&s->lock);
+    if (z->end > s->file_end && cloudfs_io_learn_length(s, z->log_end) &&
+        z->end > s->file_end) {
+        /* appends in flight, and those waiting for the zeros, lie below
+         * z->start */
+        cloudfs_io_allocate(s, MAX(s->file_end, z->start),
+                            QEMU_ALIGN_UP(z->end, CLOUDFS_PREALLOC_CHUNK));
+    }
+    qemu_co_mutex_unlock(&s->lock);
     while (at < z->end) {
         QEMUIOVector qiov;
         uint64_t len = MIN(z->end - at, CLOUDFS_ZERO_AHEAD);
