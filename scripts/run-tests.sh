@@ -90,6 +90,7 @@ run_iotests "QEMU's generic iotests on cloudfs" $(generic_iotests)
 # what it shows (the revert, the branch's content, the guest's writes)
 echo "=== demo (scripts/demo.sh)"
 demo_dir=$(mktemp -d /tmp/cloudfs-demo-test.XXXXXX)
+trap 'rm -rf "$demo_dir"' EXIT
 if DEMO_DIR=$demo_dir scripts/demo.sh > build/demo.log 2>&1; then
     passed=$((passed + 1))
 else
@@ -97,6 +98,7 @@ else
     failed=$((failed + 1)); failures+=("demo (build/demo.log)")
 fi
 rm -rf "$demo_dir"
+trap - EXIT
 
 # a smoke pass of the benchmarks (tiny sizes), only to keep them working
 echo "=== benchmark smoke pass"
