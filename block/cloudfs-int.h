@@ -41,7 +41,9 @@
 /*
  * While small writes come alone the file is instead grown by writing
  * zeros (cloudfs_io_zero_ahead) in chunks of this size, to 1 to 4 MiB
- * ahead of the log, from a buffer of CLOUDFS_ZERO_BUF zeros repeated.
+ * ahead of the log, from a buffer of CLOUDFS_ZERO_BUF zeros repeated,
+ * into space fallocated up to the next multiple of
+ * CLOUDFS_PREALLOC_CHUNK past them.
  */
 #define CLOUDFS_ZERO_AHEAD      (2 * MiB)
 #define CLOUDFS_ZERO_BUF        (64 * KiB)
@@ -58,7 +60,7 @@
 #define CLOUDFS_ZERO_AHEAD_SHARE (CLOUDFS_SHARE_ONE * 7 / 8)
 
 typedef struct CloudfsWriteReq {
-    CfsWrite write;             /* iov points into the guest's qiov */
+    CfsWrite write;             /* iov: the driver's copy of the data */
     Coroutine *co;
     int ret;
     bool taken;                 /* a leader has put it in a batch */
@@ -92,6 +94,8 @@ typedef struct BDRVCloudfsState {
     uint64_t prealloc_retry_at; /* bs->file could not be grown ahead of
                                  * the log: not again before the log
                                  * reaches this offset */
+    uint64_t allocate_retry_at; /* fallocate() for the zeros ahead failed
+                                 * (they extend the file): likewise */
     unsigned lone_share;        /* of appends that carried one small
                                  * request alone, no read since the one
                                  * before: a moving average */

@@ -231,13 +231,21 @@ static void coroutine_fn cloudfs_zero_ahead_entry(void *opaque)
     int ret = 0;
 
     bdrv_graph_co_rdlock();
+    /* the lock keeps s->file_end from other threads' batches */
     qemu_co_mutex_lock(&s->lock);
-    if (z->end > s->file_end && cloudfs_io_learn_length(s, z->log_end) &&
-        z->end > s->file_end) {
-        /* appends in flight, and those waiting for the zeros, lie below
-         * z->start */
-        cloudfs_io_allocate(s, MAX(s->file_end, z->start),
-                            QEMU_ALIGN_UP(z->end, CLOUDFS_PREALLOC_CHUNK));
+    if (z->end > s->file_end && z->log_end >= s->allocate_retry_at &&
+        cloudfs_io_learn_length(s, z->log_end) && z->end > s->file_end) {
+        /*
+         * Appends in flight lie below z->start; those that reach past it
+         * wait for the zeros, which come after this.  Should fallocate()
+         * fail, the zeros extend the file, as they did before it was
+         * used, and it is not tried again for a chunk of log.
+         */
+        if (cloudfs_io_allocate(s, MAX(s->file_end, z->start),
+                                QEMU_ALIGN_UP(z->end + 1,
+                                              CLOUDFS_PREALLOC_CHUNK)) < 0) {
+            s->allocate_retry_at = z->log_end + CLOUDFS_PREALLOC_CHUNK;
+        }
     }
     qemu_co_mutex_unlock(&s->lock);
     while (at < z->end) {
@@ -332,6 +340,7 @@ void cloudfs_io_forget_growth(BDRVCloudfsState *s)
     s->file_end = 0;
     s->zeroed_end = 0;
     s->prealloc_retry_at = 0;
+    s->allocate_retry_at = 0;
 }
 
 void cloudfs_io_cleanup(BDRVCloudfsState *s)

@@ -766,16 +766,31 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
                  QEMUIOVector *qiov, size_t qiov_offset)
 {
     BDRVCloudfsState *s = bs->opaque;
-    QEMUIOVector slice;
+    struct iovec copy = { 0 };
     CloudfsWriteReq req = {
         .write = { .offset = offset, .length = bytes },
         .co = qemu_coroutine_self(),
     };
 
     if (qiov) {
-        qemu_iovec_init_slice(&slice, qiov, qiov_offset, bytes);
-        req.write.iov = slice.iov;
-        req.write.iovcnt = slice.niov;
+        /*
+         * The data is checksummed before it is written, and a guest may
+         * change its buffer in between: virtio-blk does not ask Linux for
+         * stable pages, and O_DIRECT programs can do it too.  Such a
+         * block fails its checksum, and after a crash before the next
+         * record header, replay takes its record for a torn one and ends
+         * the log there, flushed writes with it (docs/format.rst,
+         * "Group commit").  So the data checksummed and written is the
+         * driver's copy; CLOUDFS_MAX_TRANSFER bounds it.
+         */
+        copy.iov_base = qemu_try_blockalign(bs->file->bs, bytes);
+        if (!copy.iov_base) {
+            return -ENOMEM;
+        }
+        copy.iov_len = bytes;
+        qemu_iovec_to_buf(qiov, qiov_offset, copy.iov_base, bytes);
+        req.write.iov = &copy;
+        req.write.iovcnt = 1;
     }
     qemu_co_mutex_lock(&s->lock);
     QSIMPLEQ_INSERT_TAIL(&s->queue, &req, next);
@@ -791,9 +806,7 @@ cloudfs_co_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
     }
     qemu_co_mutex_unlock(&s->lock);
-    if (qiov) {
-        qemu_iovec_destroy(&slice);
-    }
+    qemu_vfree(copy.iov_base);
     return req.ret;
 }
 
