@@ -38,6 +38,8 @@ for line in open(sys.argv[1]):
 
 # qemu-iotests through QEMU's own ./check, in TAP mode
 iotests=build/qemu-build/tests/qemu-iotests
+# the CLI, for the iotests that run it beside QEMU
+export CLOUDFS_CLI=$top/build/main/tools/cloudfs
 run_iotests() {  # description, test names...
     local what=$1
     shift

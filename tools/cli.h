@@ -53,6 +53,15 @@ extern const CliCommand cli_cmd_check;
 extern const CliCommand cli_cmd_export_delta;
 extern const CliCommand cli_cmd_apply_delta;
 
+/* --- lock.c ------------------------------------------------------------ */
+
+/*
+ * Take the locks QEMU takes on an image file it writes, on fd (open for
+ * writing), and fail with CFS_ERROR_BUSY if another process holds the
+ * image for writing or keeps others from it.  Closing fd drops them.
+ */
+bool cli_lock_for_writing(int fd, const char *path, GError **errp);
+
 /* --- util.c ------------------------------------------------------------ */
 
 /* The subcommand being run, for the "cloudfs: NAME: " prefix of errors */

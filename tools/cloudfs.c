@@ -28,7 +28,8 @@ static const CliCommand *const commands[] = {
 static const char common_exit_status[] =
     "  0  success\n"
     "  1  the operation failed: an I/O error, an image that is not cloudfs\n"
-    "     or is corrupt, a missing version or snapshot, a refused delta\n"
+    "     or is corrupt, a missing version or snapshot, a refused delta,\n"
+    "     an image another process has open (writing subcommands)\n"
     "  2  usage error: bad arguments, a SIZE that is not a size, an\n"
     "     unknown subcommand; nothing was done\n";
 
@@ -143,7 +144,11 @@ static GOptionContext *main_context(void)
         "  PATH[@VERSION|@TAG], a past version can be read by its number\n"
         "  or by the name of a snapshot of it.\n"
         "  Sizes are bytes with an optional K, M, G, T, P or E suffix\n"
-        "  (powers of 1024).\n\n"
+        "  (powers of 1024).\n"
+        "  A subcommand that writes an image takes the locks QEMU takes,\n"
+        "  and refuses an image that a QEMU (or another cloudfs) has open\n"
+        "  for writing, or for reading that must not see writes.  Reading\n"
+        "  takes no lock.\n\n"
         "%s\n"
         "  'cloudfs help SUBCOMMAND' or 'cloudfs SUBCOMMAND --help' shows\n"
         "  the manual of one subcommand.\n\n"

@@ -48,6 +48,10 @@ static bool run_check(const char *path, bool repair, CfsCheckResult *result,
                     path, g_strerror(errno));
         return false;
     }
+    if (repair && !cli_lock_for_writing(fd, path, errp)) {
+        close(fd);
+        return false;
+    }
     cfs_io_init_fd(&io, &fd);
     ok = cfs_check(&io, repair, result, errp);
     close(fd);

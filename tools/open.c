@@ -67,6 +67,9 @@ static CliImage *open_version(const char *path, bool write, uint64_t version,
                     path, g_strerror(errno));
         return NULL;
     }
+    if (write && !cli_lock_for_writing(image->fd, path, errp)) {
+        return NULL;
+    }
     cfs_io_init_fd(&image->io, &image->fd);
     image->disk = cfs_disk_open(&image->io, write ? CFS_OPEN_RDWR : 0,
                                 version, errp);
