@@ -2,9 +2,10 @@
  * cloudfs block driver: log-structured, versioned, branchable images.
  *
  * The format core (block/cloudfs/) decides where data goes and keeps the
- * metadata; this driver moves guest data with vectored I/O straight from
- * and to the guest's buffers, and batches concurrent writes into one log
- * append (group commit).
+ * metadata; this driver reads guest data with vectored I/O straight into
+ * the guest's buffers, writes it from a copy of its own (cloudfs_co_write
+ * says why), and batches concurrent writes into one log append (group
+ * commit).
  *
  * Copyright (c) 2026 The cloudfs authors
  * SPDX-License-Identifier: GPL-2.0-or-later

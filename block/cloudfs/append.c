@@ -1,8 +1,9 @@
 /*
  * cloudfs format core: the write path.  Batches of guest writes (group
  * commit) fill one open WRITE record: the core lays each batch out and
- * checksums it, the caller writes its data with one vectored write straight
- * from the guest's buffers, and completions are applied in order.  The
+ * checksums it, the caller writes its data with one vectored write from
+ * the buffers it passed (which must not change until then), and
+ * completions are applied in order.  The
  * record's header is written once, when the record is sealed (at flush,
  * before any other record, or when the header room is full), so a small
  * write costs its data and a share of one header block, not a block of its

@@ -216,7 +216,8 @@ typedef struct CfsAppend CfsAppend;
 /*
  * Add a batch of guest writes to the open WRITE record (opening one when
  * there is none).  Reserves log space and computes checksums of the data
- * (which is read, never copied); blocks of zeros become ZERO extents.  The
+ * (which is read, never copied: writes[].iov must stay valid and unchanged
+ * until cfs_append_complete()); blocks of zeros become ZERO extents.  The
  * caller then writes cfs_append_iov() at cfs_append_offset() and reports
  * the result with cfs_append_complete().  Batches become readable in the
  * order they were prepared, whatever order they complete in; they become
