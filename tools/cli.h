@@ -56,9 +56,10 @@ extern const CliCommand cli_cmd_apply_delta;
 /* --- lock.c ------------------------------------------------------------ */
 
 /*
- * Take the locks QEMU takes on an image file it writes, on fd (open for
- * writing), and fail with CFS_ERROR_BUSY if another process holds the
- * image for writing or keeps others from it.  Closing fd drops them.
+ * Take the locks QEMU takes on an image file it writes, on fd (O_RDWR:
+ * the locks are read locks), and fail with CFS_ERROR_BUSY if another
+ * process holds the image for writing or keeps others from it.  Closing
+ * fd drops them.
  */
 bool cli_lock_for_writing(int fd, const char *path, GError **errp);
 

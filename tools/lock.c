@@ -16,6 +16,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -53,22 +55,47 @@ static bool byte_held(int fd, off_t at, bool *held)
     return true;
 }
 
+/*
+ * Does the kernel have OFD locks?  QEMU asks the same way, once, and goes
+ * without locks (locking=auto) only when it has not; a file system that
+ * refuses them makes QEMU refuse the image, and the CLI too.
+ */
+static bool kernel_has_ofd_locks(void)
+{
+    struct flock fl;
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    bool has;
+
+    if (fd < 0) {
+        return true;
+    }
+    has = lock_byte(fd, F_OFD_GETLK, F_WRLCK, 0, &fl) == 0 ||
+          errno != EINVAL;
+    close(fd);
+    return has;
+}
+
 bool cli_lock_for_writing(int fd, const char *path, GError **errp)
 {
     struct flock fl;
 
+    if (!kernel_has_ofd_locks()) {
+        fprintf(stderr, "cloudfs: warning: this kernel has no OFD locks: "
+                "'%s' is written without QEMU's image locks\n", path);
+        return true;
+    }
     for (unsigned i = 0; i < PERM_COUNT; i++) {
         if (lock_byte(fd, F_OFD_SETLK, F_RDLCK, QEMU_LOCK_PERM_BASE + i,
                       &fl) < 0 ||
             ((PERM_UNSHARED >> i & 1) &&
              lock_byte(fd, F_OFD_SETLK, F_RDLCK, QEMU_LOCK_SHARED_BASE + i,
                        &fl) < 0)) {
-            if (errno == EINVAL || errno == ENOTSUP || errno == ENOLCK) {
-                /* no OFD locks here: QEMU (locking=auto) goes without */
-                return true;
-            }
-            g_set_error(errp, CFS_ERROR, CFS_ERROR_IO,
-                        "cannot lock '%s': %s", path, g_strerror(errno));
+            bool held = errno == EAGAIN || errno == EACCES;
+
+            g_set_error(errp, CFS_ERROR, held ? CFS_ERROR_BUSY : CFS_ERROR_IO,
+                        "cannot lock '%s': %s%s", path, g_strerror(errno),
+                        held ? "" : " (QEMU refuses such a file too, unless "
+                        "opened with locking=off)");
             return false;
         }
     }

@@ -39,7 +39,9 @@ typedef enum {
     CFS_ERROR_EXISTS,       /* tag or file already exists */
     CFS_ERROR_INDEX,        /* an index node is corrupt: the log itself is
                              * fine and can rebuild it (check --repair) */
-    CFS_ERROR_BUSY,         /* wait for the appends in flight, then retry */
+    CFS_ERROR_BUSY,         /* the core: wait for the appends in flight,
+                             * then retry; the CLI: another process has
+                             * the image open */
 } CfsErrorCode;
 
 /*
